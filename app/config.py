@@ -1,0 +1,120 @@
+"""All configuration in one typed place, read from ``BAUHOF_*`` environment variables.
+
+Secrets are ``SecretStr`` so that ``repr`` and logs never show them; ``app.logs`` additionally
+scrubs their values from every log line in case a library prints them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TTS_UPLINK_TOPIC = "v3/+/devices/+/up"
+CHIRPSTACK_UPLINK_TOPIC = "application/+/device/+/event/up"
+
+
+def _default_data_dir() -> Path:
+    # As root the embedded PostgreSQL runs as a separate system user that must reach its data
+    # directory; /var/lib keeps that away from /root, whose permissions we do not loosen.
+    if os.geteuid() == 0:
+        return Path("/var/lib/bauhof-sense")
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "bauhof-sense"
+
+
+def _split_list(value: object) -> object:
+    """Accept JSON lists (pydantic's default) and the friendlier comma-separated form."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BAUHOF_", extra="ignore", frozen=True)
+
+    # --- database ---------------------------------------------------------------------------
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL/TimescaleDB URL. Unset: start an embedded PostgreSQL.",
+    )
+    data_dir: Path = Field(default_factory=_default_data_dir, description="Embedded server data.")
+
+    # --- MQTT (The Things Stack or a ChirpStack broker) -------------------------------------
+    mqtt_host: str | None = Field(default=None, description="Unset: `run` has no MQTT source, "
+                                  "`demo` starts an embedded broker.")
+    mqtt_port: int = 1883
+    mqtt_tls: bool = False
+    mqtt_ca_file: Path | None = None
+    mqtt_username: str | None = Field(default=None, description="TTS: `{app}@{tenant}`.")
+    mqtt_password: SecretStr | None = Field(default=None, description="TTS: an API key.")
+    mqtt_topics: Annotated[list[str], NoDecode] = [TTS_UPLINK_TOPIC]
+    mqtt_client_id: str = ""
+    mqtt_qos: Literal[0, 1] = 0
+    mqtt_keepalive_s: int = Field(default=30, ge=5, le=600)
+
+    # --- HTTP -----------------------------------------------------------------------------
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    webhook_secret: SecretStr | None = None
+    api_tokens: Annotated[list[SecretStr], NoDecode] = []
+
+    # --- ingest pipeline --------------------------------------------------------------------
+    queue_max: int = Field(default=50_000, ge=100, description="Uplinks buffered in memory.")
+    batch_max: int = Field(default=2_000, ge=1)
+    max_message_bytes: int = Field(default=256 * 1024, ge=1024)
+    auto_register_devices: bool = True
+    store_simulated_readings: bool = False
+    device_cache_refresh_s: float = 30.0
+
+    # --- logging -----------------------------------------------------------------------------
+    log_level: str = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("mqtt_topics", mode="before")
+    @classmethod
+    def _topics(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("api_tokens", mode="before")
+    @classmethod
+    def _tokens(cls, value: object) -> object:
+        return _split_list(value)
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _tokens_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for token in value:
+            if len(token.get_secret_value()) < 16:
+                raise ValueError("API tokens must be at least 16 characters long")
+        return value
+
+    def secret_values(self) -> list[str]:
+        """Every secret string in the settings, for log scrubbing."""
+        values = [
+            s.get_secret_value()
+            for s in (self.mqtt_password, self.webhook_secret, *self.api_tokens)
+            if s is not None
+        ]
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                values.append(password)
+        return [v for v in values if v]
+
+
+def redact_url(url: str) -> str:
+    """A connection URL with its password replaced, safe to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

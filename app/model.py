@@ -1,0 +1,105 @@
+"""The one typed uplink every source is normalised into, and what the pipeline makes of it."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Network(str, enum.Enum):
+    TTS = "tts"
+    CHIRPSTACK = "chirpstack"
+
+
+@dataclass(frozen=True, slots=True)
+class Radio:
+    """What the radio side tells about one uplink; best values over all receiving gateways."""
+
+    gateway_count: int = 0
+    rssi: float | None = None
+    snr: float | None = None
+    spreading_factor: int | None = None
+    bandwidth: int | None = None
+    frequency: int | None = None
+    airtime_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Uplink:
+    network: Network
+    source: str  # which intake delivered it: tts-mqtt, tts-webhook, chirpstack-mqtt, ...
+    device_id: str
+    application_id: str
+    received_at: datetime  # measurement time: network server reception
+    dev_eui: str | None = None  # upper-case hex
+    dev_addr: str | None = None
+    session_key_id: str = ""
+    f_port: int = 0  # 0: MAC-only frame, no application data
+    f_cnt: int = 0
+    payload: bytes = b""
+    decoded_payload: dict[str, Any] | None = None  # what the network server's formatter made
+    brand_id: str | None = None
+    model_id: str | None = None
+    simulated: bool = False
+    confirmed: bool = False
+    correlation_id: str | None = None
+    radio: Radio = field(default_factory=Radio)
+    upstream_id: str | None = None  # ChirpStack deduplicationId
+    device_name: str | None = None  # ChirpStack deviceName; TTS uplinks carry no name
+
+    @property
+    def dedup_key(self) -> str:
+        """The idempotency key; together with ``received_at`` it identifies an uplink.
+
+        TTS: DevEUI (or device id) + session key id + f_cnt + f_port, as ``shared/formats.md``
+        recommends; f_cnt restarts per session, so the session key scopes it. The stored
+        uniqueness also includes the network server's ``received_at``, which every delivery
+        path (MQTT, webhook, Storage Integration, a second replica) carries unchanged, and
+        which keeps an ABP device that resets its counter from colliding with its past.
+        ChirpStack: its ``deduplicationId``.
+        """
+        if self.network is Network.CHIRPSTACK and self.upstream_id:
+            return f"cs:{self.upstream_id}"
+        who = self.dev_eui or f"{self.application_id}/{self.device_id}"
+        return f"tts:{who}:{self.session_key_id}:{self.f_cnt}:{self.f_port}"
+
+    @property
+    def log_id(self) -> str:
+        return self.correlation_id or self.dedup_key
+
+
+class Outcome(str, enum.Enum):
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    DEAD_LETTER = "dead_letter"  # not stored as an uplink; see ingest_errors
+    IGNORED = "ignored"  # valid, but not an uplink (join, downlink events)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    time: datetime
+    device_id: str
+    metric: str
+    value: float
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    stage: str  # parse, validate, decode, device, store
+    reason: str
+    source: str
+    raw: bytes
+    topic: str | None = None
+    device_id: str | None = None
+    id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What happened to one submitted message; the webhook answers with it."""
+
+    outcome: Outcome
+    reason: str | None = None
+    device_id: str | None = None
+    readings: int = 0

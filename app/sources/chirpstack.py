@@ -1,0 +1,116 @@
+"""ChirpStack v4 ``up`` event JSON (``shared/formats.md`` §5.2) -> ``Uplink``.
+
+ChirpStack emits every scalar even when zero, names fields in lowerCamelCase, writes DevEUIs in
+lower case and has no device-repository ids; a device tag ``decoder`` (``vendor/model``) can name
+the decoder instead.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from app.model import Network, Radio, Uplink
+from app.sources.errors import Rejected, describe_validation_error
+from app.sources.tts import MAX_FRM_PAYLOAD
+
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class DeviceInfo(BaseModel):
+    applicationId: str = Field(pattern=UUID_PATTERN)
+    devEui: str = Field(pattern=r"^[0-9a-fA-F]{16}$")
+    deviceName: str = Field(default="", max_length=100)
+    tags: dict[str, str] = {}
+
+
+class RxInfo(BaseModel):
+    gatewayId: str = ""
+    rssi: float | None = Field(default=None, allow_inf_nan=False)
+    snr: float | None = Field(default=None, allow_inf_nan=False)
+
+
+class LoraModulation(BaseModel):
+    bandwidth: int | None = None
+    spreadingFactor: int | None = None
+
+
+class Modulation(BaseModel):
+    lora: LoraModulation | None = None
+
+
+class TxInfo(BaseModel):
+    frequency: int | None = Field(default=None, ge=0)
+    modulation: Modulation | None = None
+
+
+class UplinkEvent(BaseModel):
+    deduplicationId: str = Field(pattern=UUID_PATTERN)
+    time: datetime
+    deviceInfo: DeviceInfo
+    devAddr: str = Field(default="", pattern=r"^([0-9a-fA-F]{8})?$")
+    fCnt: int = Field(default=0, ge=0, le=0xFFFFFFFF)
+    fPort: int = Field(default=0, ge=0, le=255)
+    confirmed: bool = False
+    data: str = Field(default="", max_length=4 * MAX_FRM_PAYLOAD)
+    object: dict[str, Any] | None = None
+    rxInfo: list[RxInfo] = []
+    txInfo: TxInfo | None = None
+
+
+def parse_chirpstack(raw: bytes, source: str, topic: str | None = None) -> Uplink:
+    try:
+        event = UplinkEvent.model_validate_json(raw)
+    except ValidationError as err:
+        raise describe_validation_error(err) from None
+    info = event.deviceInfo
+    device_id = f"eui-{info.devEui.lower()}"
+    if topic is not None:
+        # application/{application_id}/device/{dev_eui}/event/up
+        parts = topic.split("/")
+        if len(parts) >= 4 and parts[2] == "device" and parts[3].lower() != info.devEui.lower():
+            raise Rejected("validate", f"topic names device {parts[3]!r} but the message is "
+                           f"from {info.devEui!r}", device_id)
+    if event.time.tzinfo is None:
+        raise Rejected("validate", "time has no time zone", device_id)
+    try:
+        payload = base64.b64decode(event.data, validate=True)
+    except (binascii.Error, ValueError):
+        raise Rejected("validate", "data is not valid base64", device_id) from None
+    if len(payload) > MAX_FRM_PAYLOAD:
+        raise Rejected("validate", f"data has {len(payload)} bytes, at most "
+                       f"{MAX_FRM_PAYLOAD} are possible", device_id)
+    brand, _, model = info.tags.get("decoder", "").partition("/")
+    rssis = [r.rssi for r in event.rxInfo if r.rssi is not None]
+    snrs = [r.snr for r in event.rxInfo if r.snr is not None]
+    lora = event.txInfo.modulation.lora if event.txInfo and event.txInfo.modulation else None
+    return Uplink(
+        network=Network.CHIRPSTACK,
+        source=source,
+        device_id=device_id,
+        application_id=info.applicationId.lower(),
+        received_at=event.time,
+        dev_eui=info.devEui.upper(),
+        dev_addr=event.devAddr.upper() or None,
+        f_port=event.fPort,
+        f_cnt=event.fCnt,
+        payload=payload,
+        decoded_payload=event.object,
+        brand_id=brand or None,
+        model_id=model or None,
+        confirmed=event.confirmed,
+        correlation_id=event.deduplicationId,
+        upstream_id=event.deduplicationId.lower(),
+        device_name=info.deviceName or None,
+        radio=Radio(
+            gateway_count=len(event.rxInfo),
+            rssi=max(rssis) if rssis else None,
+            snr=max(snrs) if snrs else None,
+            spreading_factor=lora.spreadingFactor if lora else None,
+            bandwidth=lora.bandwidth if lora else None,
+            frequency=event.txInfo.frequency if event.txInfo else None,
+        ),
+    )

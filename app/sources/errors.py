@@ -1,0 +1,25 @@
+"""The one error a parser raises for input it cannot accept, with a reason a person can act on."""
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class Rejected(Exception):
+    def __init__(self, stage: str, reason: str, device_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.stage = stage
+        self.reason = reason
+        self.device_id = device_id
+
+
+def describe_validation_error(err: ValidationError, limit: int = 3) -> Rejected:
+    """Turn pydantic's error list into one short line: ``field.path: problem; ...``."""
+    errors = err.errors(include_url=False, include_input=False)
+    if errors and errors[0]["type"] in ("json_invalid", "json_type"):
+        return Rejected("parse", f"not valid JSON: {errors[0]['msg']}")
+    parts = []
+    for item in errors[:limit]:
+        where = ".".join(str(p) for p in item["loc"]) or "message"
+        parts.append(f"{where}: {item['msg']}")
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return Rejected("validate", "; ".join(parts) + more)

@@ -1,0 +1,51 @@
+"""Decentlab DL-MBX: ultrasonic distance sensor, mounted in the lid of a litter bin.
+
+Sensor group 0 carries the distance in mm and the number of valid samples; group 1 the battery.
+A frame with 0 valid samples carries no usable distance (nothing in range, or the echo was lost):
+the normaliser turns it into a missing reading rather than a number. Unlike the vendor's
+reference decoder, we check the protocol version and the frame length.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from decoders.decentlab import Group, Measurement, battery_group, decode_frame, value
+from decoders.model import Decoded, DeviceModel, Normalized
+from decoders.normalize import fill_level_pct, finite
+
+GROUPS = (
+    Group(2, (
+        Measurement("distance", "Distance", "mm", lambda w: w[0]),
+        Measurement("number_of_valid_samples", "Number of valid samples", None, lambda w: w[1]),
+    )),
+    battery_group(),
+)
+
+
+def decode(f_port: int, payload: bytes) -> Decoded:
+    # The device sends on fPort 1, but the vendor decoder ignores the port; so do we.
+    return decode_frame("DL-MBX", GROUPS, payload)
+
+
+def normalize(decoded: Decoded, attributes: Mapping[str, Any]) -> Normalized:
+    out: Normalized = {}
+    if "distance" in decoded:
+        samples = finite(value(decoded, "number_of_valid_samples"))
+        mm = finite(value(decoded, "distance"))
+        distance = mm / 1000 if mm is not None and samples != 0 else None
+        out["distance_m"] = distance
+        out["fill_level_pct"] = fill_level_pct(distance, attributes)
+    if "battery_voltage" in decoded:
+        out["battery_v"] = finite(value(decoded, "battery_voltage"))
+    return out
+
+
+MODEL = DeviceModel(
+    id="decentlab/dl-mbx",
+    name="Decentlab DL-MBX",
+    kind="bin",
+    decode=decode,
+    normalize=normalize,
+    tts_ids=(("decentlab", "dl-mbx"),),
+)

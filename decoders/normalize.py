@@ -1,0 +1,83 @@
+"""The shared vocabulary of metrics, and helpers every normaliser uses.
+
+Metric names carry their unit (``distance_m``, ``battery_v``) so that a dashboard never has to
+guess. A value the device marks as absent or failed becomes ``None``: a missing reading, never a
+number.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from decoders.model import Decoded, Normalized
+
+METRICS: dict[str, str] = {
+    "distance_m": "distance from sensor to surface, m",
+    "fill_level_pct": "bin fill level, % of usable height",
+    "temperature_c": "air or device temperature, °C",
+    "battery_v": "battery voltage, V",
+    "battery_pct": "battery charge, %",
+    "tilt_deg": "tilt from mounting position, °",
+}
+
+
+def finite(value: Any) -> float | None:
+    """A float for real numbers; None for anything else (strings, NaN, infinities, bools)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def fill_level_pct(distance_m: float | None, attributes: Mapping[str, Any]) -> float | None:
+    """Fill level from a ceiling-mounted distance sensor and the bin's geometry.
+
+    ``distance_empty_m`` is the distance to the bottom of the empty bin, ``distance_full_m`` the
+    distance at which the bin counts as full. Without both, the fill level is unknown.
+    """
+    empty = finite(attributes.get("distance_empty_m"))
+    full = finite(attributes.get("distance_full_m"))
+    if distance_m is None or empty is None or full is None or empty <= full:
+        return None
+    pct = (empty - distance_m) / (empty - full) * 100.0
+    return round(min(100.0, max(0.0, pct)), 1)
+
+
+_METRIC_NAME = re.compile(r"[^a-z0-9]+")
+MAX_GENERIC_METRICS = 64
+
+
+def generic(decoded: Decoded, attributes: Mapping[str, Any] | None = None) -> Normalized:
+    """Numeric leaves of a decoded payload we have no model for, under their own names.
+
+    Used for a TTS ``decoded_payload`` or ChirpStack ``object`` from a device whose model we do
+    not know: the vendor's field names are kept (cleaned to ``[a-z0-9_]``), ``{"value": x}``
+    objects collapse to their parent's name, booleans become 0/1.
+    """
+    out: Normalized = {}
+
+    def walk(prefix: str, value: Any, depth: int) -> None:
+        if len(out) >= MAX_GENERIC_METRICS or depth > 4:
+            return
+        if isinstance(value, Mapping):
+            if "value" in value and prefix:
+                walk(prefix, value["value"], depth + 1)
+                return
+            for key, inner in value.items():
+                name = f"{prefix}_{key}" if prefix else str(key)
+                walk(name, inner, depth + 1)
+        elif isinstance(value, bool):
+            out[_clean(prefix)] = 1.0 if value else 0.0
+        else:
+            number = finite(value)
+            if number is not None and prefix:
+                out[_clean(prefix)] = number
+
+    walk("", decoded, 0)
+    return {k: v for k, v in out.items() if k}
+
+
+def _clean(name: str) -> str:
+    return _METRIC_NAME.sub("_", name.lower()).strip("_")[:63]
