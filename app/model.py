@@ -92,6 +92,8 @@ class DeadLetter:
     raw: bytes
     topic: str | None = None
     device_id: str | None = None
+    raw_size: int = 0  # size as received; ``raw`` may be cut short
+    truncated: bool = False
     id: str = ""
 
 

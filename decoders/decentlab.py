@@ -71,3 +71,13 @@ def value(decoded: Decoded, key: str) -> object:
     """The ``value`` of a Decentlab measurement, or None when the frame did not carry it."""
     entry = decoded.get(key)
     return entry.get("value") if isinstance(entry, dict) else None
+
+
+def encode_frame(device_id: int, groups: dict[int, Sequence[int]]) -> bytes:
+    """The inverse of ``decode_frame`` on raw words: {group bit: words} -> payload."""
+    flags = 0
+    body = b""
+    for bit in sorted(groups):
+        flags |= 1 << bit
+        body += struct.pack(f">{len(groups[bit])}H", *groups[bit])
+    return struct.pack(">BHH", PROTOCOL_VERSION, device_id, flags) + body

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from decoders.decentlab import Group, Measurement, battery_group, decode_frame, value
+from decoders.decentlab import (Group, Measurement, battery_group, decode_frame, encode_frame,
+                                value)
 from decoders.model import Decoded, DeviceModel, Normalized
 from decoders.normalize import fill_level_pct, finite
 
@@ -39,6 +40,15 @@ def normalize(decoded: Decoded, attributes: Mapping[str, Any]) -> Normalized:
     if "battery_voltage" in decoded:
         out["battery_v"] = finite(value(decoded, "battery_voltage"))
     return out
+
+
+def encode(distance_mm: int | None, battery_v: float, device_id: int = 303,
+           valid_samples: int = 8) -> bytes:
+    """A DL-MBX frame (for the simulator); ``distance_mm=None`` gives a battery-only frame."""
+    groups = {1: [round(battery_v * 1000)]}
+    if distance_mm is not None:
+        groups[0] = [distance_mm, valid_samples]
+    return encode_frame(device_id, groups)
 
 
 MODEL = DeviceModel(

@@ -75,6 +75,7 @@ class EmbeddedPostgres:
             log.info("initialising embedded PostgreSQL in %s", self.pgdata)
             self._run([str(self._bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
                        "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+        self._refuse_if_in_use()
         log_handle = open(self.log_file, "ab")
         self._own(self.log_file)
         self.process = subprocess.Popen(
@@ -84,6 +85,9 @@ class EmbeddedPostgres:
             user=self._user.pw_uid if self._user else None,
             group=self._user.pw_gid if self._user else None,
             preexec_fn=_die_with_parent,
+            # Its own session: a Ctrl+C in the terminal reaches only us, and we stop the server
+            # after the service has written what it buffered.
+            start_new_session=True,
         )
         log_handle.close()
         self._wait_ready(timeout)
@@ -127,12 +131,32 @@ class EmbeddedPostgres:
                     f"last lines of {self.log_file}:\n{self._log_tail()}")
             try:
                 with psycopg.connect(probe, connect_timeout=2):
+                    pass
+                # The socket could belong to another server; ours must own the data directory.
+                if self._running_pid() == self.process.pid:
                     return
             except psycopg.OperationalError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         self.stop()
         raise EmbeddedPostgresError(f"embedded PostgreSQL not ready after {timeout:.0f} s; "
                                     f"see {self.log_file}")
+
+    def _running_pid(self) -> int | None:
+        """The postmaster pid recorded in the data directory, if that process is alive."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def _refuse_if_in_use(self) -> None:
+        pid = self._running_pid()
+        if pid is not None:
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL in {self.pgdata} is already running (pid {pid}); is "
+                "another bauhof process using this BAUHOF_DATA_DIR?")
 
     def _log_tail(self, lines: int = 15) -> str:
         try:

@@ -1,0 +1,1 @@
+"""The HTTP API (FastAPI): health, devices, readings, dead letters, metrics."""

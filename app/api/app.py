@@ -1,0 +1,57 @@
+"""The FastAPI application around a running ``Service``."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from app import __version__
+from app.api import devices, health, ingest
+from app.sources import webhook
+
+if TYPE_CHECKING:
+    from app.service import Service
+
+DESCRIPTION = """
+LoRaWAN sensors of a municipal works yard (Bauhof): litter-bin fill levels, weather, soil
+moisture. Uplinks arrive from The Things Stack (MQTT or webhook) or ChirpStack, are decoded and
+stored once; this API serves devices, their latest values and their readings over time.
+
+Write endpoints need `Authorization: Bearer <token>` with a token from `BAUHOF_API_TOKENS`.
+"""
+
+
+def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if manage_lifecycle:
+            service.start()
+        try:
+            yield
+        finally:
+            if manage_lifecycle:
+                service.stop()
+
+    app = FastAPI(title="bauhof-sense", version=__version__, description=DESCRIPTION,
+                  lifespan=lifespan)
+    app.state.service = service
+    limit = service.settings.max_message_bytes
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limit):
+            return JSONResponse({"detail": f"body larger than {limit} bytes"}, 413)
+        return await call_next(request)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    app.include_router(health.router)
+    app.include_router(devices.router)
+    app.include_router(ingest.router)
+    app.include_router(webhook.router)
+    return app

@@ -1,0 +1,182 @@
+"""The ``bauhof`` command: run, migrate, demo, decode."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+
+from pydantic import ValidationError
+
+from app import logs
+from app.config import Settings, redact_url
+
+log = logging.getLogger("bauhof")
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[str]:
+    """The configured database, or an embedded one started for as long as we run."""
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        log.info("using database %s", redact_url(url))
+        yield url
+        return
+    from app.embedded.postgres import EmbeddedPostgres
+
+    with EmbeddedPostgres(settings.data_dir) as pg:
+        log.info("no BAUHOF_DATABASE_URL: embedded PostgreSQL in %s", pg.pgdata)
+        yield pg.conninfo
+
+
+@contextlib.contextmanager
+def broker(settings: Settings) -> Iterator[Settings]:
+    """The configured broker, or an embedded one; yields settings that point at it."""
+    if settings.mqtt_host:
+        yield settings
+        return
+    from app.embedded.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as embedded:
+        yield settings.model_copy(update={"mqtt_host": embedded.host, "mqtt_port": embedded.port,
+                                          "mqtt_tls": False, "mqtt_username": None,
+                                          "mqtt_password": None})
+
+
+def _serve(settings: Settings, conninfo: str, on_started=None) -> None:
+    import uvicorn
+
+    from app.api.app import create_app
+    from app.service import Service
+
+    service = Service(settings, conninfo)
+    config = uvicorn.Config(create_app(service), host=settings.http_host, port=settings.http_port,
+                            log_config=None, lifespan="on", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    if on_started is not None:
+        def wait_and_announce() -> None:
+            while not server.started:
+                if server.should_exit:
+                    return
+                threading.Event().wait(0.05)
+            port = server.servers[0].sockets[0].getsockname()[1]
+            on_started(service, f"http://{settings.http_host}:{port}")
+
+        threading.Thread(target=wait_and_announce, daemon=True).start()
+    server.run()
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    with database(settings) as conninfo:
+        def announce(service, url: str) -> None:
+            print(f"bauhof-sense läuft / is running: {url}/docs", flush=True)
+
+        _serve(settings, conninfo, announce)
+    return 0
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from app.migrate import migrate
+
+    with database(settings) as conninfo:
+        applied = migrate(conninfo)
+    if applied:
+        for m in applied:
+            print(f"applied {m.version:03d}_{m.name}")
+    else:
+        print("database is up to date")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from simulator.demo import DemoPublisher, register_fleet
+
+    with database(settings) as conninfo, broker(settings) as settings:
+        publisher: list[DemoPublisher] = []
+
+        def start_demo(service, url: str) -> None:
+            demo = DemoPublisher(settings.mqtt_host, settings.mqtt_port, args.interval,
+                                 args.per_town)
+            with service.pool.connection() as conn:
+                register_fleet(conn, demo.bins, demo.probes)
+            service.pipeline.invalidate_devices()
+            demo.start()
+            publisher.append(demo)
+            print(
+                f"\nbauhof-sense demo: {len(demo.bins)} Abfallbehälter und "
+                f"{len(demo.probes)} Bodenfeuchtesensoren senden über MQTT "
+                f"({settings.mqtt_host}:{settings.mqtt_port}).\n"
+                f"Open {url}/api/v1/devices   (API: {url}/docs, "
+                f"latest values: {url}/api/v1/latest)\n"
+                "Stop with Ctrl+C.", flush=True)
+
+        try:
+            _serve(settings, conninfo, start_demo)
+        finally:
+            for demo in publisher:
+                demo.stop()
+    return 0
+
+
+def cmd_decode(settings: Settings, args: argparse.Namespace) -> int:
+    from decoders import DecodeError, by_id
+
+    model = by_id(args.decoder)
+    if model is None:
+        print(f"unknown decoder {args.decoder!r}", file=sys.stderr)
+        return 2
+    try:
+        payload = bytes.fromhex(args.hex)
+    except ValueError:
+        print(f"not a hex string: {args.hex!r}", file=sys.stderr)
+        return 2
+    try:
+        decoded = model.decode(args.port, payload)
+    except DecodeError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    normalized = model.normalize(decoded, {})
+    print(json.dumps({"decoded": decoded, "normalized": normalized}, ensure_ascii=False))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bauhof", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="ingest (MQTT, webhooks) and serve the API")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    demo = sub.add_parser("demo", help="run everything with a built-in publisher of sensors")
+    demo.add_argument("--interval", type=float, default=10.0,
+                      help="seconds between two uplinks of one device (default 10)")
+    demo.add_argument("--per-town", type=int, default=4, help="litter bins per town")
+    decode = sub.add_parser("decode", help="decode one payload: bauhof decode VENDOR/MODEL HEX")
+    decode.add_argument("decoder", help="decoder id, e.g. decentlab/dl-mbx")
+    decode.add_argument("hex", help="payload bytes as hex")
+    decode.add_argument("--port", type=int, default=1, help="LoRaWAN fPort (default 1)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = Settings()
+    except ValidationError as err:
+        # Without the input values: they may be secrets.
+        for item in err.errors(include_input=False, include_url=False):
+            name = "BAUHOF_" + "_".join(str(p) for p in item["loc"]).upper()
+            print(f"configuration error: {name}: {item['msg']}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_level, settings.log_format, settings.secret_values())
+    commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode}
+    from app.embedded.broker import EmbeddedBrokerError
+    from app.embedded.postgres import EmbeddedPostgresError
+
+    try:
+        return commands[args.command](settings, args)
+    except (EmbeddedPostgresError, EmbeddedBrokerError) as err:
+        print(f"bauhof: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""Wires the parts into one service: database, pipeline, intakes, API."""
+from __future__ import annotations
+
+import logging
+
+from psycopg_pool import ConnectionPool
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.migrate import migrate
+from app.pipeline import Pipeline
+from app.sources.mqtt import MqttSource
+from app.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Service:
+    def __init__(self, settings: Settings, conninfo: str) -> None:
+        self.settings = settings
+        self.conninfo = conninfo
+        self.metrics = Metrics()
+        self.pipeline = Pipeline(settings, Store(conninfo), self.metrics)
+        # Readers (API) get their own small pool; the writer keeps one connection of its own.
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=8, open=False,
+                                   kwargs={"application_name": "bauhof-api"},
+                                   check=ConnectionPool.check_connection)
+        self.mqtt = MqttSource(settings, self.pipeline) if settings.mqtt_host else None
+
+    def start(self) -> None:
+        applied = migrate(self.conninfo)
+        if applied:
+            log.info("applied migrations: %s",
+                     ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
+        self.pool.open()
+        self.pipeline.start()
+        if self.mqtt is not None:
+            self.mqtt.start()
+        else:
+            log.info("no MQTT host configured (BAUHOF_MQTT_HOST): webhook intake only")
+
+    def stop(self) -> None:
+        """Stop intake first, then write what is buffered, then close."""
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        left = self.pipeline.stop()
+        if left:
+            log.error("%d messages could not be written before shutdown", left)
+        self.pool.close()
+        log.info("service stopped")
