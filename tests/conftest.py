@@ -1,0 +1,123 @@
+"""Fixtures: a real PostgreSQL and a real MQTT broker, never a production one.
+
+``BAUHOF_TEST_DATABASE_URL`` (a server where we may create databases) and
+``BAUHOF_TEST_MQTT_HOST``/``_PORT`` name the servers to use; if they are set but unreachable the
+run stops at once. Without them the embedded servers are started, as a newcomer's machine has
+neither. Production variables (``BAUHOF_DATABASE_URL`` ...) are removed before any test runs, so
+no test can reach a production system by accident.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).parent))
+
+TEST_DB = os.environ.get("BAUHOF_TEST_DATABASE_URL")
+TEST_MQTT_HOST = os.environ.get("BAUHOF_TEST_MQTT_HOST")
+TEST_MQTT_PORT = int(os.environ.get("BAUHOF_TEST_MQTT_PORT", "1883"))
+
+for _name in list(os.environ):
+    if _name.startswith("BAUHOF_") and not _name.startswith("BAUHOF_TEST_"):
+        del os.environ[_name]
+
+TABLES = ("devices", "raw_uplinks", "readings", "latest_readings", "ingest_errors")
+
+
+def _with_dbname(conninfo: str, dbname: str) -> str:
+    params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    params["dbname"] = dbname
+    return psycopg.conninfo.make_conninfo(**params)
+
+
+def embedded_data_dir() -> Path:
+    # Not pytest's tmp_path: that is private to root (0700), and as root the embedded server
+    # runs as another user that must reach its directory.
+    return Path(tempfile.mkdtemp(prefix="bauhof-test-"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[str]:
+    """Connection string of a server on which the tests may create databases."""
+    if TEST_DB:
+        try:
+            psycopg.connect(TEST_DB, connect_timeout=5).close()
+        except psycopg.OperationalError as err:
+            pytest.exit(f"BAUHOF_TEST_DATABASE_URL is set but unreachable: {err}", returncode=3)
+        yield TEST_DB
+        return
+    from app.embedded.postgres import EmbeddedPostgres
+
+    data_dir = embedded_data_dir()
+    try:
+        with EmbeddedPostgres(data_dir) as pg:
+            yield pg.conninfo
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def database(pg_admin: str) -> Iterator[str]:
+    """A fresh database for this test session, migrated; dropped afterwards."""
+    from app.migrate import migrate
+
+    name = f"bauhof_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    url = _with_dbname(pg_admin, name)
+    migrate(url)
+    yield url
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def fresh_database(pg_admin: str) -> Iterator[str]:
+    """An empty, unmigrated database for one test."""
+    name = f"bauhof_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    yield _with_dbname(pg_admin, name)
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(database: str) -> str:
+    """The session database, emptied for this test."""
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)}")
+    return database
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[tuple[str, int]]:
+    if TEST_MQTT_HOST:
+        try:
+            socket.create_connection((TEST_MQTT_HOST, TEST_MQTT_PORT), timeout=5).close()
+        except OSError as err:
+            pytest.exit(f"BAUHOF_TEST_MQTT_HOST is set but {TEST_MQTT_HOST}:{TEST_MQTT_PORT} is "
+                        f"unreachable: {err}", returncode=3)
+        yield TEST_MQTT_HOST, TEST_MQTT_PORT
+        return
+    from app.embedded.broker import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.host, broker.port
+
+
+@pytest.fixture
+def app_id() -> str:
+    """A TTS application id of this test alone, so that tests never see each other's traffic."""
+    return f"test-{uuid.uuid4().hex[:12]}"
