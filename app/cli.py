@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,15 @@ from app import logs
 from app.config import Settings, redact_url
 
 log = logging.getLogger("bauhof")
+
+
+class Stopped(BaseException):
+    """SIGTERM or Ctrl+C: a requested stop, unwound through every ``with`` so that embedded
+    servers are shut down after the service has flushed."""
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise Stopped()
 
 
 @contextlib.contextmanager
@@ -171,11 +181,17 @@ def main(argv: list[str] | None = None) -> int:
     from app.embedded.broker import EmbeddedBrokerError
     from app.embedded.postgres import EmbeddedPostgresError
 
+    # uvicorn handles both signals while it serves and raises them again when it has shut down;
+    # then they arrive here.
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return commands[args.command](settings, args)
     except (EmbeddedPostgresError, EmbeddedBrokerError) as err:
         print(f"bauhof: {err}", file=sys.stderr)
         return 1
+    except (Stopped, KeyboardInterrupt):
+        log.info("stopped")
+        return 0
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def get_device(conn: Conn, device_id: DeviceId) -> Device:
 def configure_device(conn: Conn, service: ServiceDep, device_id: DeviceId,
                      settings: DeviceSettings) -> Device:
     if settings.decoder and by_id(settings.decoder) is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             f"unknown decoder {settings.decoder!r}; see GET /api/v1/decoders")
     device = registry.configure_device(conn, device_id, settings)
     service.pipeline.invalidate_devices()
@@ -97,7 +97,7 @@ def readings(conn: Conn, device_id: DeviceId,
     until = until or datetime.now(timezone.utc)
     since = since or until - timedelta(hours=24)
     if since.tzinfo is None or until.tzinfo is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(422,
                             "since and until need a time zone, e.g. 2025-06-03T00:00:00Z")
     rows = conn.execute(
         "SELECT metric, time, value FROM readings"

@@ -33,6 +33,7 @@ class MqttSource:
         self.settings = settings
         self.pipeline = pipeline
         self.connected = False
+        self._stopping = False
         self._connected_once = threading.Event()
         self.client = self._make_client()
 
@@ -69,6 +70,7 @@ class MqttSource:
         return self._connected_once.wait(timeout)
 
     def stop(self) -> None:
+        self._stopping = True
         self.client.disconnect()
         self.client.loop_stop()
         self.connected = False
@@ -88,7 +90,7 @@ class MqttSource:
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
         self.connected = False
-        if was:
+        if was and not self._stopping:
             log.warning("MQTT connection lost (%s); reconnecting with back-off", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:

@@ -1,0 +1,54 @@
+"""A database outage: the service buffers, reports degraded, and stores everything once after."""
+from __future__ import annotations
+
+from decoders.decentlab_dl_mbx import encode as dl_mbx
+from helpers import (Publisher, TcpProxy, count, proxied_conninfo, running_service,
+                     upstream_of, wait_until)
+from simulator.tts import VirtualDevice, encode
+
+
+def test_database_outage_buffers_and_recovers(db, mqtt_broker, app_id):
+    proxy = TcpProxy(upstream_of(db))
+    devices = [VirtualDevice(f"bin-{n:03d}", f"70B3D57ED00001{n:02X}", app_id,
+                             brand_id="decentlab", model_id="dl-mbx") for n in range(5)]
+    try:
+        with running_service(proxied_conninfo(db, proxy), mqtt_broker,
+                             [f"v3/{app_id}@ttn/devices/+/up"]) as (service, client), \
+                Publisher(mqtt_broker) as pub:
+            def send(rounds: int) -> None:
+                for _ in range(rounds):
+                    for d in devices:
+                        pub.publish(d.topic, encode(d.uplink(dl_mbx(600, battery_v=3.0))))
+
+            send(2)
+            wait_until(lambda: count(db, "SELECT count(*) FROM raw_uplinks") == 10)
+
+            proxy.cut()
+            send(10)  # 50 uplinks while the database is away
+            wait_until(lambda: client.get("/health/ready").status_code == 503, timeout=20,
+                       what="readiness to report degraded")
+            ready = client.get("/health/ready").json()
+            assert ready["database"] == "unavailable" and ready["mqtt"] == "connected"
+            assert client.get("/health/live").status_code == 200
+            assert count(db, "SELECT count(*) FROM raw_uplinks") == 10
+
+            proxy.restore()
+            wait_until(lambda: count(db, "SELECT count(*) FROM raw_uplinks") == 60, timeout=60,
+                       what="the buffered uplinks to be written")
+            wait_until(lambda: client.get("/health/ready").status_code == 200, timeout=20)
+            assert count(db, "SELECT count(*) FROM readings") == 120
+            assert service.metrics.db_errors._value.get() >= 1
+    finally:
+        proxy.close()
+
+
+def test_shutdown_flushes_the_queue(db, mqtt_broker, app_id):
+    device = VirtualDevice("bin-001", "70B3D57ED0000A01", app_id, brand_id="decentlab",
+                           model_id="dl-mbx")
+    with running_service(db, mqtt_broker, [f"v3/{app_id}@ttn/devices/+/up"]) as (service, _), \
+            Publisher(mqtt_broker) as pub:
+        for _ in range(200):
+            pub.publish(device.topic, encode(device.uplink(dl_mbx(600, battery_v=3.0))))
+        wait_until(lambda: service.metrics.received.labels("tts-mqtt")._value.get() == 200)
+    # leaving the block stopped the service: whatever was queued must be in the database
+    assert count(db, "SELECT count(*) FROM raw_uplinks") == 200
