@@ -97,6 +97,14 @@ class Settings(BaseSettings):
                 raise ValueError("API tokens must be at least 16 characters long")
         return value
 
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty secret would match a request that sends none.
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the webhook secret must be at least 16 characters long")
+        return value
+
     def secret_values(self) -> list[str]:
         """Every secret string in the settings, for log scrubbing."""
         values = [
