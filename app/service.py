@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import logging
+import time
+
+import psycopg
 
 from psycopg_pool import ConnectionPool
 
@@ -28,6 +31,7 @@ class Service:
         self.mqtt = MqttSource(settings, self.pipeline) if settings.mqtt_host else None
 
     def start(self) -> None:
+        self._wait_for_database()
         applied = migrate(self.conninfo)
         if applied:
             log.info("applied migrations: %s",
@@ -38,6 +42,22 @@ class Service:
             self.mqtt.start()
         else:
             log.info("no MQTT host configured (BAUHOF_MQTT_HOST): webhook intake only")
+
+    def _wait_for_database(self, timeout: float = 60.0) -> None:
+        """A database that starts after us (compose, a reboot) is waited for, not a crash."""
+        deadline = time.monotonic() + timeout
+        delay = 0.5
+        while True:
+            try:
+                psycopg.connect(self.conninfo, connect_timeout=5).close()
+                return
+            except psycopg.OperationalError as err:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("waiting for the database: %s",
+                            str(err).strip().splitlines()[0] if str(err) else err)
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     def stop(self) -> None:
         """Stop intake first, then write what is buffered, then close."""

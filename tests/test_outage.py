@@ -52,3 +52,44 @@ def test_shutdown_flushes_the_queue(db, mqtt_broker, app_id):
         wait_until(lambda: service.metrics.received.labels("tts-mqtt")._value.get() == 200)
     # leaving the block stopped the service: whatever was queued must be in the database
     assert count(db, "SELECT count(*) FROM raw_uplinks") == 200
+
+
+def test_qos1_messages_are_acknowledged_only_after_commit(db, mqtt_broker, app_id):
+    """A persistent QoS 1 session (ChirpStack style): what we did not commit comes again."""
+    from app.service import Service
+    from helpers import make_settings
+
+    proxy = TcpProxy(upstream_of(db))
+    device = VirtualDevice("bin-001", "70B3D57ED0000B01", app_id, brand_id="decentlab",
+                           model_id="dl-mbx")
+    settings = make_settings(mqtt_host=mqtt_broker[0], mqtt_port=mqtt_broker[1], mqtt_qos=1,
+                             mqtt_client_id=f"bauhof-{app_id}",
+                             mqtt_topics=[f"v3/{app_id}@ttn/devices/+/up"])
+    try:
+        first = Service(settings, proxied_conninfo(db, proxy))
+        first.start()
+        assert first.mqtt.wait_connected(10)
+        with Publisher(mqtt_broker) as pub:
+            pub.publish(device.topic, encode(device.uplink(dl_mbx(600, battery_v=3.0))), qos=1)
+            wait_until(lambda: count(db, "SELECT count(*) FROM raw_uplinks") == 1)
+            proxy.cut()  # from here on nothing can be committed
+            for _ in range(5):
+                pub.publish(device.topic, encode(device.uplink(dl_mbx(500, battery_v=3.0))),
+                            qos=1)
+            wait_until(lambda: first.metrics.received.labels("tts-mqtt")._value.get() == 6)
+        # Stop without having written them: they were never acknowledged to the broker.
+        first.mqtt.stop()
+        assert first.pipeline.stop(timeout=1.0) >= 0
+        first.pool.close()
+        proxy.restore()
+
+        second = Service(settings, proxied_conninfo(db, proxy))
+        second.start()
+        try:
+            wait_until(lambda: count(db, "SELECT count(*) FROM raw_uplinks") == 6, timeout=30,
+                       what="the broker to deliver the unacknowledged uplinks again")
+        finally:
+            second.stop()
+        assert count(db, "SELECT count(*) FROM readings") == 12
+    finally:
+        proxy.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from conftest import SHARED
-from helpers import SECRET, count, running_service
+from helpers import SECRET, TOKEN, count, running_service
 
 RAW = (SHARED / "examples" / "tts_uplink_raw.json").read_bytes()
 DECODED = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
@@ -92,3 +92,16 @@ def test_chirpstack_http_integration(db):
                              headers=HEADERS)
         assert status.json()["result"] == "ignored"
     assert count(db, "SELECT count(*) FROM readings WHERE device_id = 'eui-a84041000181c2d7'") == 6
+
+
+def test_unregistered_device_is_dead_lettered_when_registration_is_required(db):
+    with running_service(db, auto_register_devices=False) as (service, client):
+        answer = client.post("/api/v1/webhooks/tts", content=DECODED, headers=HEADERS)
+        assert answer.status_code == 422
+        assert answer.json()["reason"] == ("device soil-beet-a3 is not registered "
+                                           "(BAUHOF_AUTO_REGISTER_DEVICES is off)")
+        client.put("/api/v1/devices/soil-beet-a3", json={"kind": "soil"},
+                   headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
+        again = client.post("/api/v1/webhooks/tts", content=DECODED, headers=HEADERS)
+        assert again.json()["result"] == "stored"
+    assert count(db, "SELECT count(*) FROM ingest_errors WHERE stage = 'device'") == 1

