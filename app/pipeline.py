@@ -54,6 +54,7 @@ class Pipeline:
         self.last_error: str | None = None
         self.last_commit_at: float | None = None
         self._give_up_at = float("inf")
+        self._in_hand = 0  # messages taken from the queue and not yet committed
 
     # --- intake ----------------------------------------------------------------------------
 
@@ -98,16 +99,21 @@ class Pipeline:
         self._give_up_at = time.monotonic() + timeout
         self._stopping.set()
         if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.error("shutdown timed out with %d messages unwritten", self.depth)
-        left = self.depth
-        self.store.close()
+            self._thread.join(timeout + 5)
+        left = self.depth + self._in_hand
+        if left:
+            log.error("stopped with %d messages unwritten (database unavailable)", left)
         return left
 
     # --- worker --------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.store.close()
+
+    def _loop(self) -> None:
         backoff = 0.5
         batch: list[Message] = []
         while True:
@@ -118,18 +124,42 @@ class Pipeline:
                         return
                     self._idle_check()
                     continue
+            self._in_hand = len(batch)
             try:
                 self._refresh_devices()
                 self._process(batch)
             except TRANSIENT as err:
                 self._degraded(err)
-                if time.monotonic() > self._give_up_at:
+                now = time.monotonic()
+                if now >= self._give_up_at:
                     return
-                time.sleep(backoff * random.uniform(0.8, 1.2))
+                time.sleep(min(backoff * random.uniform(0.8, 1.2), self._give_up_at - now))
                 backoff = min(backoff * 2, 30.0)
                 continue
+            except Exception as err:  # noqa: BLE001 - a bug must not stop ingestion
+                log.exception("unexpected error processing a batch of %d", len(batch))
+                if not self._dead_letter_all(batch, err):
+                    time.sleep(1.0)
+                    continue
             batch = []
+            self._in_hand = 0
             backoff = 0.5
+
+    def _dead_letter_all(self, batch: list[Message], err: Exception) -> bool:
+        """Keep the raw messages of a batch that failed for an unexpected reason."""
+        reason = f"internal error: {type(err).__name__}: {err}"[:500]
+        items = [Prepared(raw=m.raw, source=m.source, topic=m.topic,
+                          dead_letter=self._letter(m, "internal", reason)) for m in batch]
+        try:
+            self.store.write(items)
+        except Exception:  # noqa: BLE001
+            log.exception("could not dead-letter the batch either; retrying")
+            return False
+        self.metrics.dead_letters.labels("internal").inc(len(batch))
+        for message in batch:
+            if message.done is not None:
+                message.done(Result(Outcome.DEAD_LETTER, reason))
+        return True
 
     def _take(self) -> list[Message]:
         try:

@@ -79,7 +79,7 @@ CREATE TABLE ingest_errors (
     id              uuid PRIMARY KEY,
     time            timestamptz NOT NULL DEFAULT now(),
     source          text NOT NULL,
-    stage           text NOT NULL,              -- parse, validate, device, decode, store
+    stage           text NOT NULL,              -- parse, validate, device, decode, store, internal
     reason          text NOT NULL,
     topic           text,
     device_id       text,

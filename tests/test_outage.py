@@ -93,3 +93,28 @@ def test_qos1_messages_are_acknowledged_only_after_commit(db, mqtt_broker, app_i
         assert count(db, "SELECT count(*) FROM readings") == 12
     finally:
         proxy.close()
+
+
+def test_an_unexpected_error_dead_letters_the_batch_and_ingest_goes_on(db, monkeypatch):
+    import app.pipeline as pipeline_module
+    from conftest import SHARED
+
+    raw = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
+    real_decode = pipeline_module.decode_uplink
+    calls = []
+
+    def broken_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in a decoder")
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline_module, "decode_uplink", broken_once)
+    with running_service(db) as (service, client):
+        headers = {"X-Webhook-Secret": "webhook-secret-0123456789"}
+        first = client.post("/api/v1/webhooks/tts", content=raw, headers=headers)
+        assert first.status_code == 422
+        assert first.json()["reason"] == "internal error: RuntimeError: a bug in a decoder"
+        second = client.post("/api/v1/webhooks/tts", content=raw, headers=headers)
+        assert second.json()["result"] == "stored"
+    assert count(db, "SELECT count(*) FROM ingest_errors WHERE stage = 'internal'") == 1
