@@ -24,7 +24,7 @@ BEGIN
                    (array_agg(value ORDER BY time DESC))[1] AS last,
                    count(*) AS n
               FROM readings
-             GROUP BY 1, device_id, metric;
+             GROUP BY bucket, device_id, metric;
         RETURN;
     END IF;
 
@@ -57,7 +57,7 @@ BEGIN
                    last(value, time) AS last,
                    count(*) AS n
               FROM readings
-             GROUP BY 1, device_id, metric
+             GROUP BY bucket, device_id, metric
         WITH NO DATA
     $cagg$;
     PERFORM add_continuous_aggregate_policy('readings_hourly',
