@@ -58,7 +58,7 @@ def publisher(host: str, port: int, app_id: str, count: int, rate: float, device
               ready: mp.Event, go: mp.Event, result: mp.Queue) -> None:
     import paho.mqtt.client as mqtt
 
-    from decoders.decentlab_dl_mbx import encode as dl_mbx
+    from decoders.decentlab_dl_mbx import frame as dl_mbx
     from simulator.tts import VirtualDevice, encode
 
     fleet = [VirtualDevice(f"bin-{n:05d}", f"70B3D57E{n:08X}", app_id, brand_id="decentlab",

@@ -42,13 +42,22 @@ def normalize(decoded: Decoded, attributes: Mapping[str, Any]) -> Normalized:
     return out
 
 
-def encode(distance_mm: int | None, battery_v: float, device_id: int = 303,
-           valid_samples: int = 8) -> bytes:
-    """A DL-MBX frame (for the simulator); ``distance_mm=None`` gives a battery-only frame."""
-    groups = {1: [round(battery_v * 1000)]}
+def encode(decoded: Decoded) -> tuple[int, bytes]:
+    groups = {1: [round(value(decoded, "battery_voltage") * 1000)]}
+    if "distance" in decoded:
+        groups[0] = [value(decoded, "distance"), value(decoded, "number_of_valid_samples")]
+    return 1, encode_frame(decoded["device_id"], groups)
+
+
+def frame(distance_mm: int | None, battery_v: float, device_id: int = 303,
+          valid_samples: int = 8) -> bytes:
+    """A DL-MBX payload from plain values; ``distance_mm=None`` gives a battery-only frame."""
+    decoded: Decoded = {"protocol_version": 2, "device_id": device_id,
+                        "battery_voltage": {"value": battery_v}}
     if distance_mm is not None:
-        groups[0] = [distance_mm, valid_samples]
-    return encode_frame(device_id, groups)
+        decoded["distance"] = {"value": distance_mm}
+        decoded["number_of_valid_samples"] = {"value": valid_samples}
+    return encode(decoded)[1]
 
 
 MODEL = DeviceModel(
@@ -57,5 +66,6 @@ MODEL = DeviceModel(
     kind="bin",
     decode=decode,
     normalize=normalize,
+    encode=encode,
     tts_ids=(("decentlab", "dl-mbx"),),
 )

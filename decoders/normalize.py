@@ -14,13 +14,57 @@ from typing import Any
 from decoders.model import Decoded, Normalized
 
 METRICS: dict[str, str] = {
-    "distance_m": "distance from sensor to surface, m",
-    "fill_level_pct": "bin fill level, % of usable height",
-    "temperature_c": "air or device temperature, °C",
+    # fill level and liquid level
+    "distance_m": "distance from the sensor to the surface below it, m",
+    "fill_level_pct": "bin fill level from distance and registered geometry, % (0 empty, 100 full)",
+    "level_m": "liquid level above the sensor (tank, cistern), m",
+    # weather
+    "temperature_c": "air temperature, °C",
+    "relative_humidity_pct": "relative air humidity, %",
+    "air_pressure_hpa": "air pressure, hPa",
+    "vapour_pressure_hpa": "water vapour pressure, hPa",
+    "precipitation_mm": "precipitation since the previous uplink, mm",
+    "precipitation_total_mm": "cumulative precipitation counter, mm",
+    "wind_speed_ms": "mean wind speed, m/s",
+    "wind_gust_ms": "maximum wind speed (gust), m/s",
+    "wind_direction_deg": "wind direction, ° from north",
+    "solar_radiation_wm2": "global solar radiation, W/m²",
+    "illuminance_lux": "illuminance, lx",
+    "lightning_strikes": "lightning strikes counted since the previous uplink",
+    "lightning_distance_km": "average distance of those strikes, km",
+    "co2_ppm": "CO₂ concentration, ppm",
+    "pm2_5_ugm3": "particulate matter PM2.5, µg/m³",
+    "pm10_ugm3": "particulate matter PM10, µg/m³",
+    # soil
+    "soil_moisture_vwc_pct": "volumetric water content of the soil, %",
+    "soil_moisture_raw": "soil moisture on the sensor's own uncalibrated scale",
+    "soil_temperature_c": "soil temperature, °C",
+    "soil_conductivity_us_cm": "electrical conductivity of the soil, µS/cm",
+    "soil_permittivity": "dielectric permittivity of the soil (unitless)",
+    # device
     "battery_v": "battery voltage, V",
     "battery_pct": "battery charge, %",
-    "tilt_deg": "tilt from mounting position, °",
+    "tilt_deg": "tilt from the mounting position, °",
+    "device_temperature_c": "temperature inside the device, °C",
+    # irrigation and I/O controllers: states are 1 (on, high, closed) or 0
+    "relay": "relay state, 1 = closed/on",
+    "digital_input": "digital input level, 1 = high",
+    "digital_output": "digital output level, 1 = high",
+    "analog_voltage_v": "analog input voltage, V",
+    "analog_current_ma": "analog input current, mA",
+    "pulse_count": "pulse counter (water meter, rain gauge)",
 }
+
+# Several probes, depths or channels of one device: the metric name plus "_<n>", counting from 1
+# (soil_moisture_vwc_pct_1 is the shallowest depth, relay_2 the second relay).
+
+
+def is_vocabulary(metric: str) -> bool:
+    """True for a metric of the vocabulary, with or without a channel suffix."""
+    if metric in METRICS:
+        return True
+    base, _, index = metric.rpartition("_")
+    return base in METRICS and index.isdigit() and int(index) >= 1
 
 
 def finite(value: Any) -> float | None:

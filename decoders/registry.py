@@ -1,16 +1,31 @@
 """Which device models we can decode, by decoder id and by TTS ``version_ids``.
 
-Adding a model: one module with a ``MODEL``, one examples file, one line in ``MODELS``.
+Every module in this package that defines ``MODEL`` (a ``DeviceModel``) is a supported model:
+adding one is a module and an examples file, nothing else to edit.
 """
 from __future__ import annotations
 
-from decoders import decentlab_dl_mbx
+import importlib
+import pkgutil
+
+import decoders
 from decoders.model import DeviceModel
 
-MODELS: tuple[DeviceModel, ...] = (
-    decentlab_dl_mbx.MODEL,
-)
 
+def _discover() -> tuple[DeviceModel, ...]:
+    found = []
+    for info in pkgutil.iter_modules(decoders.__path__):
+        module = importlib.import_module(f"decoders.{info.name}")
+        model = getattr(module, "MODEL", None)
+        if isinstance(model, DeviceModel):
+            found.append(model)
+    ids = [m.id for m in found]
+    if len(set(ids)) != len(ids):
+        raise RuntimeError(f"two decoder modules claim the same id: {sorted(ids)}")
+    return tuple(sorted(found, key=lambda m: m.id))
+
+
+MODELS: tuple[DeviceModel, ...] = _discover()
 _BY_ID = {m.id: m for m in MODELS}
 _BY_TTS = {ids: m for m in MODELS for ids in m.tts_ids}
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import paho.mqtt.client as mqtt
 
-from decoders.decentlab_dl_mbx import encode as encode_dl_mbx
+from decoders.decentlab_dl_mbx import frame as encode_dl_mbx
 from simulator.tts import VirtualDevice, encode
 
 log = logging.getLogger(__name__)

@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from decoders import MODELS, DecodeError, by_id, by_tts
-from decoders.normalize import generic
+from decoders.normalize import generic, is_vocabulary
 from conftest import SHARED
 
 VECTORS = json.loads((SHARED / "vectors" / "devices.json").read_text())
@@ -58,32 +60,73 @@ def test_dl_mbx_has_vendor_vectors():
     assert any(v["model"] == "dl-mbx" for v in SUPPORTED)
 
 
+def stem(model_id: str) -> str:
+    return model_id.replace("/", "_").replace("-", "_")
+
+
 EXAMPLES = [
-    (path.stem, example)
-    for path in sorted(EXAMPLES_DIR.glob("*.json"))
-    for example in json.loads(path.read_text())
+    (model, example)
+    for model in MODELS
+    for example in json.loads((EXAMPLES_DIR / f"{stem(model.id)}.json").read_text())
 ]
+DATA_EXAMPLES = [(m, e) for m, e in EXAMPLES if "error" not in e]
 
 
-@pytest.mark.parametrize("stem, example", EXAMPLES,
-                         ids=[f"{s}: {e['description']}" for s, e in EXAMPLES])
-def test_example(stem, example):
-    model = next(m for m in MODELS if m.id.replace("/", "_").replace("-", "_") == stem)
+def example_id(pair) -> str:
+    model, example = pair
+    return f"{model.id}: {example['description']}"
+
+
+@pytest.mark.parametrize("model, example", EXAMPLES, ids=map(example_id, EXAMPLES))
+def test_example(model, example):
     payload = bytes.fromhex(example["bytes_hex"])
     if "error" in example:
         with pytest.raises(DecodeError) as caught:
             model.decode(example["f_port"], payload)
         assert str(caught.value) == example["error"]
-    else:
-        decoded = model.decode(example["f_port"], payload)
+        return
+    decoded = model.decode(example["f_port"], payload)
+    if "decoded" in example:
+        assert contains(decoded, example["decoded"]), decoded
+    if "normalized" in example:
         assert model.normalize(decoded, example.get("attributes", {})) == example["normalized"]
 
 
-def test_every_model_has_an_examples_file_with_an_error_case():
+@pytest.mark.parametrize("model, example", DATA_EXAMPLES, ids=map(example_id, DATA_EXAMPLES))
+def test_round_trip(model, example):
+    decoded = model.decode(example["f_port"], bytes.fromhex(example["bytes_hex"]))
+    f_port, payload = model.encode(decoded)
+    assert model.decode(f_port, payload) == decoded
+
+
+@pytest.mark.parametrize("model, example", DATA_EXAMPLES, ids=map(example_id, DATA_EXAMPLES))
+def test_normalised_metrics_are_vocabulary(model, example):
+    decoded = model.decode(example["f_port"], bytes.fromhex(example["bytes_hex"]))
+    values = model.normalize(decoded, example.get("attributes", {}))
+    unknown = [m for m in values if not is_vocabulary(m)]
+    assert not unknown, f"not in decoders/normalize.py METRICS: {unknown}"
+    assert all(v is None or (isinstance(v, float) and math.isfinite(v)) for v in values.values())
+
+
+def test_every_model_has_examples_with_an_error_case():
     for model in MODELS:
-        stem = model.id.replace("/", "_").replace("-", "_")
-        examples = json.loads((EXAMPLES_DIR / f"{stem}.json").read_text())
+        examples = json.loads((EXAMPLES_DIR / f"{stem(model.id)}.json").read_text())
         assert any("error" in e for e in examples), model.id
+        assert any("normalized" in e for e in examples), model.id
+
+
+@pytest.mark.parametrize("model", MODELS, ids=[m.id for m in MODELS])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(f_port=st.integers(min_value=0, max_value=255), payload=st.binary(max_size=64))
+def test_random_bytes_give_a_result_or_decode_error(model, f_port, payload):
+    try:
+        decoded = model.decode(f_port, payload)
+    except DecodeError:
+        return
+    assert isinstance(decoded, dict)
+    values = model.normalize(decoded, {"distance_empty_m": 1.0, "distance_full_m": 0.2})
+    assert all(v is None or (isinstance(v, float) and math.isfinite(v)) for v in values.values())
+    json.dumps(decoded, allow_nan=False)  # what we decode must be valid JSON, like TTS's
 
 
 def test_lookup_by_tts_version_ids():

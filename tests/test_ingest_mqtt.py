@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import random
 
-from decoders.decentlab_dl_mbx import encode as dl_mbx
+from decoders.decentlab_dl_mbx import frame as dl_mbx
 from helpers import TOKEN, Publisher, count, running_service, wait_until
 from simulator.tts import VirtualDevice, encode
 

@@ -1,7 +1,7 @@
 """A database outage: the service buffers, reports degraded, and stores everything once after."""
 from __future__ import annotations
 
-from decoders.decentlab_dl_mbx import encode as dl_mbx
+from decoders.decentlab_dl_mbx import frame as dl_mbx
 from helpers import (Publisher, TcpProxy, count, proxied_conninfo, running_service,
                      upstream_of, wait_until)
 from simulator.tts import VirtualDevice, encode
