@@ -148,3 +148,12 @@ def test_generic_normaliser_keeps_numbers_under_vendor_names():
     values = generic({"Temp C": 21.5, "ok": True, "label": "x", "nan": float("nan"),
                       "nested": {"distance": {"value": 12, "unit": "mm"}}})
     assert values == {"temp_c": 21.5, "ok": 1.0, "nested_distance": 12.0}
+
+
+def test_docs_list_the_whole_vocabulary():
+    from conftest import ROOT
+    from decoders.normalize import METRICS
+
+    doc = (ROOT / "docs" / "decoders.md").read_text()
+    missing = [m for m in METRICS if f"| `{m}` |" not in doc]
+    assert not missing, f"docs/decoders.md lacks {missing}"
