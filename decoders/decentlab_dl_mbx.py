@@ -10,23 +10,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from decoders.decentlab import (Group, Measurement, battery_group, decode_frame, encode_frame,
-                                value)
-from decoders.model import Decoded, DeviceModel, Normalized
+from decoders.decentlab import Group, battery_group, decentlab_model, value, word
+from decoders.model import Decoded, Normalized
 from decoders.normalize import fill_level_pct, finite
 
 GROUPS = (
     Group(2, (
-        Measurement("distance", "Distance", "mm", lambda w: w[0]),
-        Measurement("number_of_valid_samples", "Number of valid samples", None, lambda w: w[1]),
+        word("distance", "Distance", "mm", 0),
+        word("number_of_valid_samples", "Number of valid samples", None, 1),
     )),
     battery_group(),
 )
-
-
-def decode(f_port: int, payload: bytes) -> Decoded:
-    # The device sends on fPort 1, but the vendor decoder ignores the port; so do we.
-    return decode_frame("DL-MBX", GROUPS, payload)
 
 
 def normalize(decoded: Decoded, attributes: Mapping[str, Any]) -> Normalized:
@@ -42,13 +36,6 @@ def normalize(decoded: Decoded, attributes: Mapping[str, Any]) -> Normalized:
     return out
 
 
-def encode(decoded: Decoded) -> tuple[int, bytes]:
-    groups = {1: [round(value(decoded, "battery_voltage") * 1000)]}
-    if "distance" in decoded:
-        groups[0] = [value(decoded, "distance"), value(decoded, "number_of_valid_samples")]
-    return 1, encode_frame(decoded["device_id"], groups)
-
-
 def frame(distance_mm: int | None, battery_v: float, device_id: int = 303,
           valid_samples: int = 8) -> bytes:
     """A DL-MBX payload from plain values; ``distance_mm=None`` gives a battery-only frame."""
@@ -57,15 +44,7 @@ def frame(distance_mm: int | None, battery_v: float, device_id: int = 303,
     if distance_mm is not None:
         decoded["distance"] = {"value": distance_mm}
         decoded["number_of_valid_samples"] = {"value": valid_samples}
-    return encode(decoded)[1]
+    return MODEL.encode(decoded)[1]
 
 
-MODEL = DeviceModel(
-    id="decentlab/dl-mbx",
-    name="Decentlab DL-MBX",
-    kind="bin",
-    decode=decode,
-    normalize=normalize,
-    encode=encode,
-    tts_ids=(("decentlab", "dl-mbx"),),
-)
+MODEL = decentlab_model("DL-MBX", "bin", GROUPS, normalize)
