@@ -150,10 +150,11 @@ def test_generic_normaliser_keeps_numbers_under_vendor_names():
     assert values == {"temp_c": 21.5, "ok": 1.0, "nested_distance": 12.0}
 
 
-def test_docs_list_the_whole_vocabulary():
+def test_docs_list_the_whole_vocabulary_and_every_model():
     from conftest import ROOT
     from decoders.normalize import METRICS
 
     doc = (ROOT / "docs" / "decoders.md").read_text()
     missing = [m for m in METRICS if f"| `{m}` |" not in doc]
+    missing += [m.id for m in MODELS if f"| `{m.id}` |" not in doc]
     assert not missing, f"docs/decoders.md lacks {missing}"
