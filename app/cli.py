@@ -102,33 +102,65 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from simulator.demo import DemoPublisher, register_fleet
+    from datetime import datetime, timedelta, timezone
 
+    from app.registry import DeviceSettings, configure_device
+    from simulator.engine import Simulation, device_settings
+    from simulator.scenario import load
+    from simulator.sinks import MqttSink
+
+    scenario = load()
+    # Begin a few hours back so that the accelerated clock starts with a history.
+    simulation = Simulation(scenario, seed=args.seed,
+                            start=datetime.now(timezone.utc) - timedelta(hours=6),
+                            duration=timedelta(days=365))
+    stop = threading.Event()
     with database(settings) as conninfo, broker(settings) as settings:
-        publisher: list[DemoPublisher] = []
+        runner: list[threading.Thread] = []
 
         def start_demo(service, url: str) -> None:
-            demo = DemoPublisher(settings.mqtt_host, settings.mqtt_port, args.interval,
-                                 args.per_town)
             with service.pool.connection() as conn:
-                register_fleet(conn, demo.bins, demo.probes)
+                for device in simulation.devices:
+                    configure_device(conn, device.spec.device_id,
+                                     DeviceSettings(**device_settings(device.spec)))
             service.pipeline.invalidate_devices()
-            demo.start()
-            publisher.append(demo)
+            sink = MqttSink(settings.mqtt_host, settings.mqtt_port, client_id="bauhof-demo")
+
+            def simulate() -> None:
+                try:
+                    simulation.run([sink], speed=args.speed, stop=stop)
+                finally:
+                    sink.close()
+
+            thread = threading.Thread(target=simulate, name="demo-simulator", daemon=True)
+            thread.start()
+            runner.append(thread)
+            kinds = {}
+            for device in simulation.devices:
+                kinds[device.spec.kind] = kinds.get(device.spec.kind, 0) + 1
             print(
-                f"\nbauhof-sense demo: {len(demo.bins)} Abfallbehälter und "
-                f"{len(demo.probes)} Bodenfeuchtesensoren senden über MQTT "
-                f"({settings.mqtt_host}:{settings.mqtt_port}).\n"
-                f"Open {url}/api/v1/devices   (API: {url}/docs, "
-                f"latest values: {url}/api/v1/latest)\n"
+                f"\nbauhof-sense demo: {kinds.get('bin', 0)} Abfallbehälter, "
+                f"{kinds.get('weather', 0)} Wetterstationen, {kinds.get('soil', 0)} "
+                f"Bodenfeuchtesensoren und {kinds.get('irrigation', 0)} Bewässerungssteuerungen in "
+                f"{len(scenario.municipalities)} Orten senden über MQTT "
+                f"({settings.mqtt_host}:{settings.mqtt_port}); die simulierte Zeit läuft "
+                f"{args.speed:g}-mal schneller.\n"
+                f"Open {url}/api/v1/latest   (devices: {url}/api/v1/devices, API: {url}/docs)\n"
                 "Stop with Ctrl+C.", flush=True)
 
         try:
             _serve(settings, conninfo, start_demo)
         finally:
-            for demo in publisher:
-                demo.stop()
+            stop.set()
+            for thread in runner:
+                thread.join(10)
     return 0
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulator.runner import run
+
+    return run(args)
 
 
 def cmd_decode(settings: Settings, args: argparse.Namespace) -> int:
@@ -158,10 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="ingest (MQTT, webhooks) and serve the API")
     sub.add_parser("migrate", help="apply database migrations and exit")
-    demo = sub.add_parser("demo", help="run everything with a built-in publisher of sensors")
-    demo.add_argument("--interval", type=float, default=10.0,
-                      help="seconds between two uplinks of one device (default 10)")
-    demo.add_argument("--per-town", type=int, default=4, help="litter bins per town")
+    demo = sub.add_parser("demo", help="run everything with the simulated Main-Kinzig fleet")
+    demo.add_argument("--speed", type=float, default=30.0,
+                      help="simulated seconds per real second (default 30)")
+    demo.add_argument("--seed", type=int, default=0)
+    simulate = sub.add_parser("simulate", help="run a simulated Bauhof that speaks TTS")
+    from simulator.runner import add_arguments
+
+    add_arguments(simulate)
     decode = sub.add_parser("decode", help="decode one payload: bauhof decode VENDOR/MODEL HEX")
     decode.add_argument("decoder", help="decoder id, e.g. decentlab/dl-mbx")
     decode.add_argument("hex", help="payload bytes as hex")
@@ -177,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"configuration error: {name}: {item['msg']}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format, settings.secret_values())
-    commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode}
+    commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode,
+                "simulate": cmd_simulate}
     from app.embedded.broker import EmbeddedBrokerError
     from app.embedded.postgres import EmbeddedPostgresError
 

@@ -48,7 +48,9 @@ def decode_uplink(uplink: Uplink, device: DeviceConfig | None,
             return Decoding(None, [], f"device {uplink.device_id} is configured with decoder "
                             f"{config.decoder!r}, which does not exist")
     else:
-        model = by_tts(uplink.brand_id, uplink.model_id)
+        # TTS names models by device-repository ids; a ChirpStack tag may name our decoder id.
+        model = by_tts(uplink.brand_id, uplink.model_id) or (
+            by_id(f"{uplink.brand_id}/{uplink.model_id}") if uplink.brand_id else None)
 
     if model is not None:
         try:

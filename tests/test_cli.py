@@ -30,7 +30,7 @@ def bauhof(*args: str, **env: str) -> subprocess.CompletedProcess:
 def test_demo_shows_devices_with_readings_on_embedded_servers():
     data_dir = embedded_data_dir()
     demo = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "demo", "--interval", "2"],
+        [sys.executable, "-m", "app.cli", "demo", "--speed", "60"],
         env=clean_env(BAUHOF_DATA_DIR=str(data_dir), BAUHOF_HTTP_PORT="0"),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     started = time.monotonic()
