@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -35,6 +36,9 @@ class MqttSource:
         self.connected = False
         self._stopping = False
         self._connected_once = threading.Event()
+        # Called (in paho's thread) after every successful (re)connect: the service starts a
+        # backfill there, because TTS kept nothing for us while we were away.
+        self.on_connected: Callable[[], None] | None = None
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -86,6 +90,8 @@ class MqttSource:
         client.subscribe([(topic, self.settings.mqtt_qos) for topic in self.settings.mqtt_topics])
         log.info("MQTT connected, subscribed to %s", ", ".join(self.settings.mqtt_topics))
         self._connected_once.set()
+        if self.on_connected is not None:
+            self.on_connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
