@@ -61,6 +61,16 @@ class Settings(BaseSettings):
     mqtt_qos: Literal[0, 1] = 0
     mqtt_keepalive_s: int = Field(default=30, ge=5, le=600)
 
+    # --- backfill from the TTS Storage Integration ---------------------------------------------
+    backfill_url: str | None = Field(default=None, description="TTS address, e.g. "
+                                     "https://eu1.cloud.thethings.network; unset: no backfill")
+    backfill_api_keys: dict[str, SecretStr] = Field(
+        default={}, description='application id -> API key, JSON: {"my-app": "NNSXS..."}')
+    backfill_overlap_s: float = Field(default=600, ge=0)
+    backfill_max_age_h: float = Field(default=24, gt=0)
+    backfill_interval_s: float = Field(default=900, ge=0, description="0: only after reconnects")
+    backfill_page: int = Field(default=1000, ge=1, le=10000)
+
     # --- HTTP -----------------------------------------------------------------------------
     http_host: str = "127.0.0.1"
     http_port: int = 8080
@@ -109,7 +119,8 @@ class Settings(BaseSettings):
         """Every secret string in the settings, for log scrubbing."""
         values = [
             s.get_secret_value()
-            for s in (self.mqtt_password, self.webhook_secret, *self.api_tokens)
+            for s in (self.mqtt_password, self.webhook_secret, *self.api_tokens,
+                      *self.backfill_api_keys.values())
             if s is not None
         ]
         if self.database_url is not None:

@@ -8,9 +8,11 @@ import psycopg
 
 from psycopg_pool import ConnectionPool
 
+from app.backfill import Backfiller
 from app.config import Settings
 from app.metrics import Metrics
 from app.migrate import migrate
+from app.outages import OutageRecorder
 from app.pipeline import Pipeline
 from app.sources.mqtt import MqttSource
 from app.store import Store
@@ -29,6 +31,17 @@ class Service:
                                    kwargs={"application_name": "bauhof-api"},
                                    check=ConnectionPool.check_connection)
         self.mqtt = MqttSource(settings, self.pipeline) if settings.mqtt_host else None
+        self.outages = OutageRecorder(conninfo)
+        self.backfill = (Backfiller(settings, conninfo, self.pipeline, self.metrics)
+                         if settings.backfill_url and settings.backfill_api_keys else None)
+        if self.mqtt is not None:
+            self.mqtt.on_disconnected = self.outages.mqtt_down
+            self.mqtt.on_connected = self._connected
+
+    def _connected(self) -> None:
+        self.outages.mqtt_up()
+        if self.backfill is not None:
+            self.backfill.request()  # TTS kept nothing for us while we were away
 
     def start(self) -> None:
         self._wait_for_database()
@@ -37,7 +50,10 @@ class Service:
             log.info("applied migrations: %s",
                      ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
         self.pool.open()
+        self.outages.start()
         self.pipeline.start()
+        if self.backfill is not None:
+            self.backfill.start()
         if self.mqtt is not None:
             self.mqtt.start()
         else:
@@ -63,7 +79,10 @@ class Service:
         """Stop intake first, then write what is buffered, then close."""
         if self.mqtt is not None:
             self.mqtt.stop()
+        if self.backfill is not None:
+            self.backfill.stop()
         left = self.pipeline.stop()
+        self.outages.stop()
         if left:
             log.error("%d messages could not be written before shutdown", left)
         self.pool.close()

@@ -32,7 +32,8 @@ for _name in list(os.environ):
     if _name.startswith("BAUHOF_") and not _name.startswith("BAUHOF_TEST_"):
         del os.environ[_name]
 
-TABLES = ("devices", "raw_uplinks", "readings", "latest_readings", "ingest_errors")
+TABLES = ("devices", "raw_uplinks", "readings", "latest_readings", "ingest_errors",
+          "backfill_runs", "intake_outages", "intake_heartbeat")
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:

@@ -8,7 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app import __version__
-from app.api import devices, health, ingest
+from app.api import devices, gaps, health, ingest
 from app.sources import webhook
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(devices.router)
+    app.include_router(gaps.router)
     app.include_router(ingest.router)
     app.include_router(webhook.router)
     return app

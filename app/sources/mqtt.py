@@ -39,6 +39,7 @@ class MqttSource:
         # Called (in paho's thread) after every successful (re)connect: the service starts a
         # backfill there, because TTS kept nothing for us while we were away.
         self.on_connected: Callable[[], None] | None = None
+        self.on_disconnected: Callable[[], None] | None = None
         self.client = self._make_client()
 
     def _make_client(self) -> mqtt.Client:
@@ -98,6 +99,8 @@ class MqttSource:
         self.connected = False
         if was and not self._stopping:
             log.warning("MQTT connection lost (%s); reconnecting with back-off", reason_code)
+            if self.on_disconnected is not None:
+                self.on_disconnected()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         done = None
