@@ -63,9 +63,36 @@ def pg_admin() -> Iterator[str]:
     data_dir = embedded_data_dir()
     try:
         with EmbeddedPostgres(data_dir) as pg:
+            _EMBEDDED.append(pg)
             yield pg.conninfo
     finally:
+        _EMBEDDED.clear()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+_EMBEDDED: list = []
+
+
+@pytest.fixture
+def restart_postgres(pg_admin: str):
+    """Restart the test PostgreSQL server for real (the chaos test needs it)."""
+    import subprocess
+
+    def restart() -> None:
+        if _EMBEDDED:
+            _EMBEDDED[0].stop()
+            _EMBEDDED[0].start()
+            return
+        for command in (["pg_ctlcluster", "15", "main", "restart"],
+                        ["service", "postgresql", "restart"]):
+            try:
+                if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
+                    return
+            except FileNotFoundError:
+                continue
+        pytest.fail("could not restart PostgreSQL (pg_ctlcluster/service not available)")
+
+    return restart
 
 
 @pytest.fixture(scope="session")
