@@ -7,8 +7,9 @@ If we were listening the whole time, the radio lost them too. One query, standar
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import psycopg
 
@@ -64,3 +65,28 @@ def totals(found: list[Gap]) -> dict[str, dict[str, int]]:
         per = out.setdefault(gap.device_id, {LOST_OVER_AIR: 0, MISSED: 0})
         per[gap.kind] += gap.missing
     return out
+
+
+class GapMetrics:
+    """Prometheus gauges of the missing uplinks over the last 24 hours, refreshed on scrape at
+    most once a minute (the query reads a day of uplinks)."""
+
+    def __init__(self, registry, window: timedelta = timedelta(hours=24),
+                 every_s: float = 60.0) -> None:
+        from prometheus_client import Gauge
+
+        self.gauge = Gauge("bauhof_fcnt_gap_uplinks",
+                           "Uplinks missing from frame-counter gaps in the last 24 h, by kind",
+                           ["kind"], registry=registry)
+        self.window = window
+        self.every_s = every_s
+        self._refreshed = float("-inf")
+
+    def refresh(self, conn: psycopg.Connection) -> None:
+        if time.monotonic() - self._refreshed < self.every_s:
+            return
+        now = datetime.now(timezone.utc)
+        found = gaps(conn, now - self.window, now)
+        for kind in (LOST_OVER_AIR, MISSED):
+            self.gauge.labels(kind).set(sum(g.missing for g in found if g.kind == kind))
+        self._refreshed = time.monotonic()

@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 from app.backfill import Backfiller
 from app.config import Settings
+from app.gaps import GapMetrics
 from app.metrics import Metrics
 from app.migrate import migrate
 from app.outages import OutageRecorder
@@ -32,6 +33,7 @@ class Service:
                                    check=ConnectionPool.check_connection)
         self.mqtt = MqttSource(settings, self.pipeline) if settings.mqtt_host else None
         self.outages = OutageRecorder(conninfo)
+        self.gap_metrics = GapMetrics(self.metrics.registry)
         self.backfill = (Backfiller(settings, conninfo, self.pipeline, self.metrics)
                          if settings.backfill_url and settings.backfill_api_keys else None)
         if self.mqtt is not None:

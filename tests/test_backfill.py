@@ -89,12 +89,15 @@ def test_reconnect_backfills_what_mqtt_missed_and_keeps_every_uplink_single(
                    what="a backfill after the reconnect")
         wait_until(lambda: count(db) == len(archive), timeout=30)
         gaps = client.get("/api/v1/gaps", params={"since": "2000-01-01T00:00:00Z"}).json()
+        metrics = client.get("/metrics").text
     assert len(archive) == len(everything)
     assert count(db, "SELECT count(DISTINCT (device_id, received_at, dedup_key))"
                      " FROM raw_uplinks") == len(archive)
     # every remaining gap is radio loss: the backfill covered the time and TTS had nothing
     lost = sum(g["lost_over_air"] for g in gaps)
     assert lost > 0 and all(g["missed"] == 0 for g in gaps)
+    assert f'bauhof_fcnt_gap_uplinks{{kind="lost_over_air"}} {float(lost)}' in metrics
+    assert 'bauhof_fcnt_gap_uplinks{kind="missed"} 0.0' in metrics
 
 
 def test_gaps_in_an_outage_without_backfill_count_as_missed(db, mqtt_broker, app_id):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 from datetime import datetime
 
+import psycopg
 from fastapi import APIRouter, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
@@ -57,4 +58,9 @@ def decoders() -> list[Decoder]:
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
 def metrics(service: ServiceDep) -> Response:
     service.metrics.queue_depth.set(service.pipeline.depth)
+    try:
+        with service.pool.connection(timeout=2) as conn:
+            service.gap_metrics.refresh(conn)
+    except psycopg.Error:
+        pass  # the database is away: the gauges keep their last values, readiness says why
     return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
