@@ -100,21 +100,22 @@ def test_an_unexpected_error_dead_letters_the_batch_and_ingest_goes_on(db, monke
     from conftest import SHARED
 
     raw = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
-    real_decode = pipeline_module.decode_uplink
+    # (A decoder's bug costs only its uplink's readings; a parser's bug is unexpected.)
+    real_parse = pipeline_module.parse_tts
     calls = []
 
     def broken_once(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            raise RuntimeError("a bug in a decoder")
-        return real_decode(*args, **kwargs)
+            raise RuntimeError("a bug in a parser")
+        return real_parse(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline_module, "decode_uplink", broken_once)
+    monkeypatch.setattr(pipeline_module, "parse_tts", broken_once)
     with running_service(db) as (service, client):
         headers = {"X-Webhook-Secret": "webhook-secret-0123456789"}
         first = client.post("/api/v1/webhooks/tts", content=raw, headers=headers)
         assert first.status_code == 422
-        assert first.json()["reason"] == "internal error: RuntimeError: a bug in a decoder"
+        assert first.json()["reason"] == "internal error: RuntimeError: a bug in a parser"
         second = client.post("/api/v1/webhooks/tts", content=raw, headers=headers)
         assert second.json()["result"] == "stored"
     assert count(db, "SELECT count(*) FROM ingest_errors WHERE stage = 'internal'") == 1

@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field, ValidationError
 
 from app.model import Network, Radio, Uplink
 from app.sources.errors import Rejected, describe_validation_error
-from app.sources.tts import MAX_FRM_PAYLOAD
+from app.sources.tts import (MAX_BANDWIDTH_HZ, MAX_FREQUENCY_HZ, MAX_FRM_PAYLOAD,
+                             MAX_SPREADING_FACTOR, NOT_STORABLE, RSSI_SNR_BOUND, check_time,
+                             storable_json)
 
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
@@ -29,13 +31,15 @@ class DeviceInfo(BaseModel):
 
 class RxInfo(BaseModel):
     gatewayId: str = ""
-    rssi: float | None = Field(default=None, allow_inf_nan=False)
-    snr: float | None = Field(default=None, allow_inf_nan=False)
+    rssi: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                               le=RSSI_SNR_BOUND)
+    snr: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                              le=RSSI_SNR_BOUND)
 
 
 class LoraModulation(BaseModel):
-    bandwidth: int | None = None
-    spreadingFactor: int | None = None
+    bandwidth: int | None = Field(default=None, ge=0, le=MAX_BANDWIDTH_HZ)
+    spreadingFactor: int | None = Field(default=None, ge=0, le=MAX_SPREADING_FACTOR)
 
 
 class Modulation(BaseModel):
@@ -43,7 +47,7 @@ class Modulation(BaseModel):
 
 
 class TxInfo(BaseModel):
-    frequency: int | None = Field(default=None, ge=0)
+    frequency: int | None = Field(default=None, ge=0, le=MAX_FREQUENCY_HZ)
     modulation: Modulation | None = None
 
 
@@ -74,8 +78,9 @@ def parse_chirpstack(raw: bytes, source: str, topic: str | None = None) -> Uplin
         if len(parts) >= 4 and parts[2] == "device" and parts[3].lower() != info.devEui.lower():
             raise Rejected("validate", f"topic names device {parts[3]!r} but the message is "
                            f"from {info.devEui!r}", device_id)
-    if event.time.tzinfo is None:
-        raise Rejected("validate", "time has no time zone", device_id)
+    check_time(event.time, "time", device_id)
+    if event.object is not None and not storable_json(event.object):
+        raise Rejected("validate", NOT_STORABLE.format("object"), device_id)
     try:
         payload = base64.b64decode(event.data, validate=True)
     except (binascii.Error, ValueError):

@@ -3,9 +3,15 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+# A reason is logged, stored and sent back to a webhook; a hostile topic or JSON key quoted in
+# it must not make it megabytes long.
+MAX_REASON = 500
+
 
 class Rejected(Exception):
     def __init__(self, stage: str, reason: str, device_id: str | None = None) -> None:
+        if len(reason) > MAX_REASON:
+            reason = reason[:MAX_REASON - 1] + "…"
         super().__init__(reason)
         self.stage = stage
         self.reason = reason

@@ -9,6 +9,7 @@ persistent session) a message is acknowledged only after its batch is committed.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -19,6 +20,84 @@ from app.config import Settings
 from app.pipeline import Message, Pipeline
 
 log = logging.getLogger(__name__)
+
+
+_QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+
+
+class _BufferedSocket:
+    """The broker connection with a read buffer in front.
+
+    paho reads every packet with three or more ``recv`` calls (type, length, body), each a
+    system call that also releases and re-takes the GIL. Reading what is there in one go and
+    serving paho's small reads from memory makes intake several times cheaper at thousands of
+    messages a second. ``pending()`` tells paho's loop that buffered bytes are waiting (it
+    already asks SSL sockets the same), so it does not wait in ``select`` while they are.
+
+    After each read we also ask for an immediate ACK (Linux): a broker that sends with Nagle's
+    algorithm (Mosquitto does by default) otherwise holds small messages back until our delayed
+    ACK, which at a few messages a second adds tens of milliseconds.
+    """
+
+    __slots__ = ("_sock", "_buffer", "_position", "_quickack")
+    READ_SIZE = 256 * 1024
+
+    def __init__(self, sock) -> None:
+        self._sock = sock
+        self._buffer = b""
+        self._position = 0
+        self._quickack = _QUICKACK is not None and sock.family in (socket.AF_INET,
+                                                                   socket.AF_INET6)
+
+    def recv(self, size: int) -> bytes:
+        buffer, position = self._buffer, self._position
+        available = len(buffer) - position
+        if available <= 0:
+            data = self._sock.recv(max(size, self.READ_SIZE))
+            if self._quickack:
+                try:
+                    self._sock.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
+                except OSError:
+                    self._quickack = False
+            if len(data) <= size:
+                return data
+            self._buffer, self._position = data, size
+            return data[:size]
+        if size < available:
+            self._position = position + size
+            return buffer[position:position + size]
+        self._buffer, self._position = b"", 0
+        return buffer[position:] if position else buffer
+
+    def pending(self) -> int:
+        inner = self._sock.pending() if hasattr(self._sock, "pending") else 0
+        return len(self._buffer) - self._position + inner
+
+    def __getattr__(self, name: str):
+        return getattr(self._sock, name)
+
+
+class _Client(mqtt.Client):
+    """paho's client reading through ``_BufferedSocket``, every buffered packet per wake-up."""
+
+    def _create_socket(self):
+        sock = super()._create_socket()
+        return _BufferedSocket(sock) if isinstance(sock, (socket.socket, ssl.SSLSocket)) else sock
+
+    def loop_read(self, max_packets: int = 1) -> mqtt.MQTTErrorCode:
+        sock = self._sock
+        if not isinstance(sock, _BufferedSocket):
+            return super().loop_read(max_packets)
+        # paho reads one packet per call when nothing is in flight; go on while bytes wait.
+        for _ in range(1000):
+            if self._sock is None:
+                return mqtt.MQTTErrorCode.MQTT_ERR_NO_CONN
+            rc = self._packet_read()
+            if rc > 0:
+                return self._loop_rc_handle(rc)
+            if rc == mqtt.MQTTErrorCode.MQTT_ERR_AGAIN or not sock.pending():
+                break
+        return mqtt.MQTTErrorCode.MQTT_ERR_SUCCESS
 
 
 def source_for_topic(topic: str) -> str:
@@ -45,7 +124,7 @@ class MqttSource:
     def _make_client(self) -> mqtt.Client:
         s = self.settings
         persistent = s.mqtt_qos == 1 and bool(s.mqtt_client_id)
-        client = mqtt.Client(
+        client = _Client(
             mqtt.CallbackAPIVersion.VERSION2,
             client_id=s.mqtt_client_id,
             protocol=mqtt.MQTTv311,
@@ -103,11 +182,16 @@ class MqttSource:
                 self.on_disconnected()
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        # An exception raised here would end paho's network thread, and all intake with it.
+        try:
+            topic = msg.topic
+        except UnicodeDecodeError:  # a broker that lets a topic through that is not UTF-8
+            topic = bytes(getattr(msg, "_topic", b"")).decode("utf-8", "replace")
         done = None
         if msg.qos > 0:
             mid, qos = msg.mid, msg.qos
             done = lambda _result: client.ack(mid, qos)  # noqa: E731 - after the commit
-        message = Message(raw=msg.payload, source=source_for_topic(msg.topic), topic=msg.topic,
+        message = Message(raw=msg.payload, source=source_for_topic(topic), topic=topic,
                           done=done)
         # Block while the queue is full (back-pressure), but notice a shutdown.
         while not self.pipeline.submit(message, timeout=1.0):
