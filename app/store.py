@@ -1,11 +1,13 @@
 """Write batches of uplinks, readings, device sightings and dead letters in one transaction.
 
-Rows go in as arrays through ``unnest`` (one statement per table per batch), the duplicates are
-decided by the database (``ON CONFLICT DO NOTHING`` on the idempotency key), and readings are
-written only for the uplinks that were new, so a delivered-twice uplink is stored once whatever
-path it came by. A row the database refuses (a constraint, an encoding) would fail the whole
-batch; the batch is then split in halves until the offending message stands alone and goes to
-the dead-letter table instead.
+The rows of a batch go to the server by binary ``COPY`` into two staging tables (temporary,
+emptied at every commit), and from there into the real tables with one ``INSERT ... SELECT``
+each: per batch a handful of round trips, and per row no Python work beyond building a tuple.
+The duplicates are decided by the database (``ON CONFLICT DO NOTHING`` on the idempotency key),
+and readings are written only for the uplinks that were new, so a delivered-twice uplink is
+stored once whatever path it came by. A row the database refuses (a constraint, an encoding)
+would fail the whole batch; the batch is then split in halves until the offending message
+stands alone and goes to the dead-letter table instead.
 """
 from __future__ import annotations
 
@@ -16,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from app.decoding import DeviceConfig, Decoding
 from app.model import DeadLetter, Uplink
@@ -48,6 +49,83 @@ class BatchReport:
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
 
+# Staging tables, one pair per writer connection. Numbers are staged as 64-bit and cast by the
+# INSERT, so that a value too large for its column fails there, as an error the batch split
+# isolates, and is never cut short silently by a narrower binary encoding.
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS bauhof_stage_uplinks (
+    n int4, received_at timestamptz, device_id text, dedup_key text, network text, source text,
+    application_id text, dev_eui text, dev_addr text, session_key_id text, f_port int8,
+    f_cnt int8, frm_payload bytea, decoded_payload jsonb, decoder text, simulated bool,
+    confirmed bool, correlation_id text, gateway_count int8, rssi float8, snr float8,
+    spreading_factor int8, bandwidth int8, frequency int8, airtime_s float8, brand_id text,
+    model_id text, device_name text, kind text
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS bauhof_stage_readings (
+    n int4, time timestamptz, device_id text, metric text, value float8
+) ON COMMIT DELETE ROWS
+"""
+_UPLINK_TYPES = [
+    "int4", "timestamptz", "text", "text", "text", "text", "text", "text", "text", "text",
+    "int8", "int8", "bytea", "jsonb", "text", "bool", "bool", "text", "int8", "float8",
+    "float8", "int8", "int8", "int8", "float8", "text", "text", "text", "text",
+]
+_READING_TYPES = ["int4", "timestamptz", "text", "text", "float8"]
+_COPY_UPLINKS = "COPY bauhof_stage_uplinks FROM STDIN (FORMAT BINARY)"
+_COPY_READINGS = "COPY bauhof_stage_readings FROM STDIN (FORMAT BINARY)"
+
+# The newest sighting per device (the first of equals); sorted by device, so that two writers
+# lock device rows in the same order and cannot deadlock.
+_UPSERT_DEVICES = """
+INSERT INTO devices (device_id, dev_eui, application_id, network, brand_id, model_id, name, kind,
+                     last_seen)
+SELECT DISTINCT ON (device_id) device_id, dev_eui, application_id, network, brand_id, model_id,
+       device_name, kind, received_at
+  FROM bauhof_stage_uplinks
+ ORDER BY device_id, received_at DESC, n
+ON CONFLICT (device_id) DO UPDATE SET
+    last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),
+    dev_eui = COALESCE(EXCLUDED.dev_eui, devices.dev_eui),
+    application_id = COALESCE(EXCLUDED.application_id, devices.application_id),
+    network = EXCLUDED.network,
+    brand_id = COALESCE(EXCLUDED.brand_id, devices.brand_id),
+    model_id = COALESCE(EXCLUDED.model_id, devices.model_id),
+    name = COALESCE(devices.name, EXCLUDED.name),
+    kind = COALESCE(devices.kind, EXCLUDED.kind)
+"""
+_INSERT_UPLINKS = """
+INSERT INTO raw_uplinks (received_at, device_id, dedup_key, network, source, application_id,
+    dev_eui, dev_addr, session_key_id, f_port, f_cnt, frm_payload, decoded_payload, decoder,
+    simulated, confirmed, correlation_id, gateway_count, rssi, snr, spreading_factor, bandwidth,
+    frequency, airtime_s)
+SELECT received_at, device_id, dedup_key, network, source, application_id, dev_eui, dev_addr,
+       session_key_id, f_port, f_cnt, frm_payload, decoded_payload, decoder, simulated,
+       confirmed, correlation_id, gateway_count, rssi, snr, spreading_factor, bandwidth,
+       frequency, airtime_s
+  FROM bauhof_stage_uplinks
+ ORDER BY device_id, received_at, dedup_key
+ON CONFLICT DO NOTHING
+RETURNING device_id, received_at, dedup_key
+"""
+_INSERT_READINGS = """
+INSERT INTO readings (time, device_id, metric, value)
+SELECT time, device_id, metric, value FROM bauhof_stage_readings
+ ORDER BY device_id, metric, time, n
+ON CONFLICT DO NOTHING
+"""
+# An older reading (late delivery, backfill) must not overwrite a newer one.
+_UPSERT_LATEST = """
+INSERT INTO latest_readings (device_id, metric, time, value)
+SELECT DISTINCT ON (device_id, metric) device_id, metric, time, value
+  FROM bauhof_stage_readings
+ ORDER BY device_id, metric, time DESC, n
+ON CONFLICT (device_id, metric) DO UPDATE
+    SET time = EXCLUDED.time, value = EXCLUDED.value
+    WHERE latest_readings.time < EXCLUDED.time
+"""
+_NUL_ESCAPE = b"\\u0000"  # how JSON spells NUL, which PostgreSQL text cannot hold
+
+
 class Store:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
@@ -58,8 +136,15 @@ class Store:
     def connection(self) -> psycopg.Connection:
         if self._conn is None or self._conn.closed or self._conn.broken:
             self.close()
-            self._conn = psycopg.connect(self.conninfo, connect_timeout=5,
-                                         application_name="bauhof-writer")
+            conn = psycopg.connect(self.conninfo, connect_timeout=5,
+                                   application_name="bauhof-writer")
+            try:
+                conn.execute(_STAGING)
+                conn.commit()
+            except BaseException:
+                conn.close()
+                raise
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
@@ -136,20 +221,29 @@ class Store:
         return BatchReport(dead_letters=[letter])
 
     def _write_once(self, items: Sequence[Prepared]) -> BatchReport:
+        try:
+            return self._write_transaction(items)
+        except psycopg.errors.UndefinedTable as err:
+            if "bauhof_stage_" not in str(err):
+                raise
+            # A pooler in transaction mode handed us another server session, which has no
+            # staging tables (they are per session): make them there and go on.
+            conn = self.connection()
+            conn.execute(_STAGING)
+            conn.commit()
+            return self._write_transaction(items)
+
+    def _write_transaction(self, items: Sequence[Prepared]) -> BatchReport:
         conn = self.connection()
         report = BatchReport()
         uplinks = _unique_uplinks(items)
         with conn.transaction():
-            with conn.cursor() as cur:
+            with conn.cursor(binary=True) as cur:
                 if uplinks:
-                    self._upsert_devices(cur, uplinks)
-                    new_keys = self._insert_uplinks(cur, uplinks)
-                    for item in uplinks:
-                        item.inserted = (item.uplink.device_id, item.uplink.received_at,
-                                         item.uplink.dedup_key) in new_keys
-                    report.inserted = sum(1 for i in uplinks if i.inserted)
-                    report.readings = self._insert_readings(cur, [i for i in uplinks if i.inserted])
-                report.duplicates = len([i for i in items if i.uplink]) - report.inserted
+                    new = self._insert_uplinks(cur, uplinks)
+                    report.inserted = len(new)
+                    report.readings = self._insert_readings(cur, new)
+                report.duplicates = sum(1 for i in items if i.uplink is not None) - report.inserted
                 letters = [
                     i.dead_letter for i in items
                     if i.dead_letter is not None and (i.uplink is None or i.inserted)
@@ -159,125 +253,55 @@ class Store:
         return report
 
     @staticmethod
-    def _upsert_devices(cur: psycopg.Cursor, items: Sequence[Prepared]) -> None:
-        latest: dict[str, tuple[Uplink, Decoding | None]] = {}
-        for item in items:
-            u = item.uplink
-            seen = latest.get(u.device_id)
-            if seen is None or u.received_at > seen[0].received_at:
-                latest[u.device_id] = (u, item.decoding)
-        # Sorted, so that two writers lock device rows in the same order and cannot deadlock.
-        rows = [latest[k] for k in sorted(latest)]
-        cur.execute(
-            """
-            INSERT INTO devices (device_id, dev_eui, application_id, network, brand_id, model_id,
-                                 name, kind, last_seen)
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::text[], %s::text[], %s::text[], %s::timestamptz[])
-            ON CONFLICT (device_id) DO UPDATE SET
-                last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),
-                dev_eui = COALESCE(EXCLUDED.dev_eui, devices.dev_eui),
-                application_id = COALESCE(EXCLUDED.application_id, devices.application_id),
-                network = EXCLUDED.network,
-                brand_id = COALESCE(EXCLUDED.brand_id, devices.brand_id),
-                model_id = COALESCE(EXCLUDED.model_id, devices.model_id),
-                name = COALESCE(devices.name, EXCLUDED.name),
-                kind = COALESCE(devices.kind, EXCLUDED.kind)
-            """,
-            (
-                [u.device_id for u, _ in rows],
-                [u.dev_eui for u, _ in rows],
-                [u.application_id for u, _ in rows],
-                [u.network.value for u, _ in rows],
-                [u.brand_id for u, _ in rows],
-                [u.model_id for u, _ in rows],
-                [u.device_name for u, _ in rows],
-                [d.kind if d else None for _, d in rows],
-                [u.received_at for u, _ in rows],
-            ),
-        )
+    def _insert_uplinks(cur: psycopg.Cursor, items: list[Prepared]) -> list[Prepared]:
+        """Stage the batch's uplinks, sight their devices, insert the new ones; return those."""
+        by_key: dict[tuple[str, datetime, str], Prepared] = {}
+        with cur.copy(_COPY_UPLINKS) as copy:
+            copy.set_types(_UPLINK_TYPES)
+            write_row = copy.write_row
+            for n, item in enumerate(items):
+                item.inserted = False  # a retried half of a split batch is decided anew
+                u = item.uplink
+                r = u.radio
+                d = item.decoding
+                key = u.dedup_key
+                by_key[(u.device_id, u.received_at, key)] = item
+                row = (
+                    n, u.received_at, u.device_id, key, u.network.value, u.source,
+                    u.application_id, u.dev_eui, u.dev_addr, u.session_key_id, u.f_port, u.f_cnt,
+                    u.payload, u.decoded_payload, d.decoder if d else None, u.simulated,
+                    u.confirmed, u.correlation_id, min(r.gateway_count, 32767), r.rssi, r.snr,
+                    r.spreading_factor, r.bandwidth, r.frequency, r.airtime_s, u.brand_id,
+                    u.model_id, u.device_name, d.kind if d else None,
+                )
+                if _NUL_ESCAPE in item.raw:
+                    _check_text(row)
+                if not (_fits(r.spreading_factor) and _fits(r.bandwidth) and _fits(r.frequency)):
+                    _check_ranges(r)
+                write_row(row)
+        cur.execute(_UPSERT_DEVICES)
+        cur.execute(_INSERT_UPLINKS)
+        for key in cur.fetchall():
+            by_key[key].inserted = True
+        return [i for i in items if i.inserted]
 
     @staticmethod
-    def _insert_uplinks(cur: psycopg.Cursor,
-                        items: Sequence[Prepared]) -> set[tuple[str, datetime, str]]:
-        ups = [i.uplink for i in items]
-        cur.execute(
-            """
-            INSERT INTO raw_uplinks (received_at, device_id, dedup_key, network, source,
-                application_id, dev_eui, dev_addr, session_key_id, f_port, f_cnt, frm_payload,
-                decoded_payload, decoder, simulated, confirmed, correlation_id, gateway_count,
-                rssi, snr, spreading_factor, bandwidth, frequency, airtime_s)
-            SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::text[],
-                %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
-                %s::bigint[], %s::bytea[], %s::jsonb[], %s::text[], %s::bool[], %s::bool[],
-                %s::text[], %s::smallint[], %s::real[], %s::real[], %s::smallint[], %s::int[],
-                %s::bigint[], %s::real[])
-            ON CONFLICT DO NOTHING
-            RETURNING device_id, received_at, dedup_key
-            """,
-            (
-                [u.received_at for u in ups],
-                [u.device_id for u in ups],
-                [u.dedup_key for u in ups],
-                [u.network.value for u in ups],
-                [u.source for u in ups],
-                [u.application_id for u in ups],
-                [u.dev_eui for u in ups],
-                [u.dev_addr for u in ups],
-                [u.session_key_id for u in ups],
-                [u.f_port for u in ups],
-                [u.f_cnt for u in ups],
-                [u.payload for u in ups],
-                [Jsonb(u.decoded_payload) if u.decoded_payload is not None else None
-                 for u in ups],
-                [i.decoding.decoder if i.decoding else None for i in items],
-                [u.simulated for u in ups],
-                [u.confirmed for u in ups],
-                [u.correlation_id for u in ups],
-                [min(u.radio.gateway_count, 32767) for u in ups],
-                [u.radio.rssi for u in ups],
-                [u.radio.snr for u in ups],
-                [u.radio.spreading_factor for u in ups],
-                [u.radio.bandwidth for u in ups],
-                [u.radio.frequency for u in ups],
-                [u.radio.airtime_s for u in ups],
-            ),
-        )
-        return set(cur.fetchall())
-
-    @staticmethod
-    def _insert_readings(cur: psycopg.Cursor, items: Sequence[Prepared]) -> int:
-        readings = [r for i in items if i.decoding for r in i.decoding.readings]
-        if not readings:
+    def _insert_readings(cur: psycopg.Cursor, items: list[Prepared]) -> int:
+        if not any(i.decoding is not None and i.decoding.readings for i in items):
             return 0
-        cur.execute(
-            """
-            INSERT INTO readings (time, device_id, metric, value)
-            SELECT * FROM unnest(%s::timestamptz[], %s::text[], %s::text[], %s::float8[])
-            ON CONFLICT DO NOTHING
-            """,
-            ([r.time for r in readings], [r.device_id for r in readings],
-             [r.metric for r in readings], [r.value for r in readings]),
-        )
-        newest: dict[tuple[str, str], tuple] = {}
-        for r in readings:
-            key = (r.device_id, r.metric)
-            if key not in newest or r.time > newest[key][2]:
-                newest[key] = (r.device_id, r.metric, r.time, r.value)
-        rows = [newest[k] for k in sorted(newest)]
-        # An older reading (late delivery, backfill) must not overwrite a newer one.
-        cur.execute(
-            """
-            INSERT INTO latest_readings (device_id, metric, time, value)
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[])
-            ON CONFLICT (device_id, metric) DO UPDATE
-                SET time = EXCLUDED.time, value = EXCLUDED.value
-                WHERE latest_readings.time < EXCLUDED.time
-            """,
-            ([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-             [r[3] for r in rows]),
-        )
-        return len(readings)
+        count = 0
+        with cur.copy(_COPY_READINGS) as copy:
+            copy.set_types(_READING_TYPES)
+            write_row = copy.write_row
+            for item in items:
+                if item.decoding is None:
+                    continue
+                for r in item.decoding.readings:
+                    write_row((count, r.time, r.device_id, r.metric, r.value))
+                    count += 1
+        cur.execute(_INSERT_READINGS)
+        cur.execute(_UPSERT_LATEST)
+        return count
 
     @staticmethod
     def _insert_dead_letters(cur: psycopg.Cursor, letters: Sequence[DeadLetter]) -> None:
@@ -326,3 +350,22 @@ def _unique_uplinks(items: Sequence[Prepared]) -> list[Prepared]:
 def _text(value: str) -> str:
     # PostgreSQL text cannot hold NUL; a hostile topic or reason must not fail the batch.
     return value.replace("\x00", "\\x00")
+
+
+def _fits(value: int | None) -> bool:
+    return value is None or -(2**63) <= value < 2**63
+
+
+def _check_ranges(radio) -> None:
+    """What the binary COPY could not carry; fail as the database would for the column."""
+    for value, column in ((radio.spreading_factor, "smallint"), (radio.bandwidth, "integer"),
+                          (radio.frequency, "bigint")):
+        if not _fits(value):
+            raise psycopg.errors.NumericValueOutOfRange(f"{column} out of range")
+
+
+def _check_text(row: tuple) -> None:
+    """NUL cannot be stored as text; fail as psycopg does for a text parameter."""
+    for value in row:
+        if type(value) is str and "\x00" in value:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")

@@ -2,21 +2,31 @@
 
     python benchmarks/ingest.py                      # embedded PostgreSQL and broker
     python benchmarks/ingest.py --database-url postgresql://root@127.0.0.1/test \
-        --mqtt-host 127.0.0.1 --rate 3000 --count 60000
+        --mqtt-host 127.0.0.1 --rate 1000 5000 10000 0 --count 60000
+    python benchmarks/ingest.py ... --rate 5000 --duration 600     # soak: memory over 10 min
 
 A separate publisher process sends DL-MBX uplinks in TTS v3 JSON (QoS 0, as TTS does) at a
 fixed rate (``--rate 0``: as fast as it can); each carries its publish time as ``received_at``.
-The service runs in this process with its real pipeline and writer; latency is measured from
-publish to the commit of the batch that held the uplink. The broker may drop messages for a
+The messages are rendered once per device by the simulator and then only get their frame
+counter, payload and time filled in, so that one publisher process can send well over 10,000 a
+second. The service runs in this process with its real pipeline and writer; latency is measured
+from publish to the commit of the batch that held the uplink. The broker may drop messages for a
 subscriber that falls behind (Mosquitto's per-client queue), so the table keeps apart what the
 broker never delivered and what we lost after receiving it.
+
+``--duration S`` publishes ``rate × S`` uplinks and samples this process's resident memory (the
+service's) every ``--sample-every`` seconds; latencies go to a fixed-size histogram, so that the
+benchmark's own bookkeeping does not grow either.
 """
 from __future__ import annotations
 
 import argparse
+import base64
 import multiprocessing as mp
 import os
+import socket
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -34,24 +44,66 @@ from app.pipeline import Pipeline  # noqa: E402
 from app.sources.mqtt import MqttSource  # noqa: E402
 from app.store import Store  # noqa: E402
 
+HISTOGRAM_MS = 0.1  # latency resolution
+HISTOGRAM_BINS = 600_000  # up to 60 s; later ones land in the last bin
+
 
 class TimedStore(Store):
     """Records, for every newly stored uplink, the time from its publish to our commit."""
 
     def __init__(self, conninfo: str) -> None:
         super().__init__(conninfo)
-        self.latencies: list[float] = []
+        self.histogram = np.zeros(HISTOGRAM_BINS, dtype=np.int64)
         self.first_commit: float | None = None
         self.last_commit: float | None = None
+        self.stored = 0
 
     def write(self, items):
         report = super().write(items)
         now = time.time()
         self.first_commit = self.first_commit or now
         self.last_commit = now
-        self.latencies.extend(now - i.uplink.received_at.timestamp()
-                              for i in items if i.uplink is not None and i.inserted)
+        sent = [i.uplink.received_at.timestamp() for i in items
+                if i.uplink is not None and i.inserted]
+        if sent:
+            bins = ((now - np.array(sent)) * (1000 / HISTOGRAM_MS)).astype(np.int64)
+            np.add.at(self.histogram, np.clip(bins, 0, HISTOGRAM_BINS - 1), 1)
+            self.stored += len(sent)
         return report
+
+    def percentile(self, q: float) -> float:
+        total = int(self.histogram.sum())
+        if not total:
+            return float("nan")
+        index = int(np.searchsorted(np.cumsum(self.histogram), q / 100 * total))
+        return (index + 0.5) * HISTOGRAM_MS
+
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def templates(app_id: str, devices: int) -> list[tuple[str, bytes]]:
+    """One rendered uplink per device, with %-placeholders for counter, payload and time."""
+    from decoders.decentlab_dl_mbx import frame as dl_mbx
+    from simulator.tts import VirtualDevice, encode
+
+    out = []
+    for n in range(devices):
+        device = VirtualDevice(f"bin-{n:05d}", f"70B3D57E{n:08X}", app_id,
+                               brand_id="decentlab", model_id="dl-mbx")
+        doc = device.uplink(dl_mbx(300, battery_v=3.0), received_at=datetime.now(timezone.utc))
+        doc["received_at"] = doc["uplink_message"]["received_at"] = "@@TIME@@"
+        doc["uplink_message"]["f_cnt"] = "@@FCNT@@"
+        doc["uplink_message"]["frm_payload"] = "@@PAYLOAD@@"
+        raw = (encode(doc).replace(b"%", b"%%").replace(b'"@@FCNT@@"', b"%(f)d")
+               .replace(b"@@TIME@@", b"%(t)s").replace(b"@@PAYLOAD@@", b"%(p)s"))
+        out.append((device.topic, raw))
+    return out
 
 
 def publisher(host: str, port: int, app_id: str, count: int, rate: float, devices: int,
@@ -59,29 +111,35 @@ def publisher(host: str, port: int, app_id: str, count: int, rate: float, device
     import paho.mqtt.client as mqtt
 
     from decoders.decentlab_dl_mbx import frame as dl_mbx
-    from simulator.tts import VirtualDevice, encode
 
-    fleet = [VirtualDevice(f"bin-{n:05d}", f"70B3D57E{n:08X}", app_id, brand_id="decentlab",
-                           model_id="dl-mbx") for n in range(devices)]
-    payloads = [dl_mbx(200 + n % 800, battery_v=3.0) for n in range(64)]
+    fleet = templates(app_id, devices)
+    payloads = [base64.b64encode(dl_mbx(200 + n % 800, battery_v=3.0)) for n in range(64)]
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311,
                          client_id=f"bench-pub-{os.getpid()}")
     client.max_queued_messages_set(0)
     client.connect(host, port, keepalive=60)
+    # Without it Nagle's algorithm holds small messages back for the broker's delayed ACK, and
+    # at low rates latency would measure the publisher's socket, not the service.
+    client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
     ready.set()
     go.wait()
     started = time.perf_counter()
-    tick = 0.01
+    tick = 0.005
+    now, second, prefix = time.time, -1, b""
     for n in range(count):
         if rate > 0:
-            due = started + n / rate
-            delay = due - time.perf_counter()
+            delay = started + n / rate - time.perf_counter()
             if delay > tick:
                 time.sleep(delay)
-        device = fleet[n % devices]
-        doc = device.uplink(payloads[n % 64], received_at=datetime.now(timezone.utc))
-        client.publish(device.topic, encode(doc), qos=0)
+        topic, template = fleet[n % devices]
+        t = now()
+        if int(t) != second:
+            second = int(t)
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
+        stamp = b"%s.%06d000Z" % (prefix, int((t - second) * 1e6))
+        client.publish(topic, template % {b"f": n // devices, b"t": stamp,
+                                          b"p": payloads[n % 64]}, qos=0)
     elapsed = time.perf_counter() - started
     time.sleep(0.5)
     client.disconnect()
@@ -89,7 +147,7 @@ def publisher(host: str, port: int, app_id: str, count: int, rate: float, device
     result.put(elapsed)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
+def run(args: argparse.Namespace, rate: float, count: int) -> dict[str, float]:
     app_id = f"bench-{uuid.uuid4().hex[:8]}"
     settings = Settings(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port,
                         mqtt_topics=[f"v3/{app_id}@ttn/devices/+/up"],
@@ -97,6 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     migrate(args.conninfo)
     with psycopg.connect(args.conninfo, autocommit=True) as conn:
         conn.execute("TRUNCATE devices, raw_uplinks, readings, latest_readings, ingest_errors")
+        conn.execute("VACUUM ANALYZE")
     metrics = Metrics()
     store = TimedStore(args.conninfo)
     pipeline = Pipeline(settings, store, metrics)
@@ -109,27 +168,51 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     ctx = mp.get_context("spawn")
     ready, go, result = ctx.Event(), ctx.Event(), ctx.Queue()
-    proc = ctx.Process(target=publisher, args=(args.mqtt_host, args.mqtt_port, app_id,
-                                               args.count, args.rate, args.devices, ready, go,
-                                               result))
+    proc = ctx.Process(target=publisher, args=(args.mqtt_host, args.mqtt_port, app_id, count,
+                                               rate, args.devices, ready, go, result))
     proc.start()
-    ready.wait(60)
+    ready.wait(120)
+    received = metrics.received.labels("tts-mqtt")
+    samples: list[tuple[float, float, int, int]] = []  # seconds, RSS MiB, received, stored
+    stop_sampling = threading.Event()
+
+    def sample() -> None:
+        while True:
+            samples.append((time.time() - started, rss_mib(), int(received._value.get()),
+                            store.stored))
+            if stop_sampling.wait(args.sample_every):
+                return
+
+    load = os.getloadavg()[0]
+    cpu_before = os.times()
     started = time.time()
     go.set()
-    publish_s = result.get(timeout=3600)
+    sampler = threading.Thread(target=sample, daemon=True)
+    if args.duration and rate:
+        sampler.start()
+    publish_s = result.get(timeout=args.duration * 2 + 3600 if args.duration else 3600)
     proc.join()
 
-    received = metrics.received.labels("tts-mqtt")
     stored = metrics.stored.labels("tts-mqtt")
+    duplicate = metrics.duplicate.labels("tts-mqtt")
     # Wait until everything received has been written, then a little more for stragglers.
     deadline = time.time() + 120
+    cpu_after, ended = None, None
     while time.time() < deadline:
-        if pipeline.depth == 0 and stored._value.get() + metrics.duplicate.labels(
-                "tts-mqtt")._value.get() >= received._value.get():
+        if pipeline.depth == 0 and (stored._value.get() + duplicate._value.get()
+                                    >= received._value.get()):
+            cpu_after, ended = cpu_after or os.times(), ended or time.time()
             time.sleep(1.0)
             if pipeline.depth == 0:
                 break
         time.sleep(0.1)
+    if args.duration and rate:
+        stop_sampling.set()
+        sampler.join()
+        samples.append((time.time() - started, rss_mib(), int(received._value.get()),
+                        store.stored))
+    cpu_after, ended = cpu_after or os.times(), ended or time.time()
+    cpu_s = (cpu_after.user + cpu_after.system) - (cpu_before.user + cpu_before.system)
     source.stop()
     pipeline.stop()
 
@@ -137,23 +220,28 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         in_db = conn.execute("SELECT count(*) FROM raw_uplinks").fetchone()[0]
         readings = conn.execute("SELECT count(*) FROM readings").fetchone()[0]
     got = int(received._value.get())
-    lat = np.array(store.latencies) * 1000
     wall = (store.last_commit or started) - started
     return {
-        "rate": args.rate, "published": args.count, "publish_s": publish_s,
-        "received": got, "broker_dropped": args.count - got, "stored": in_db,
+        "rate": rate, "published": count, "publish_s": publish_s,
+        "received": got, "broker_dropped": count - got, "stored": in_db,
         "lost_by_us": got - in_db, "readings": readings, "wall_s": wall,
         "per_s": in_db / wall if wall > 0 else 0.0,
-        "p50_ms": float(np.percentile(lat, 50)) if lat.size else float("nan"),
-        "p99_ms": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        "p50_ms": store.percentile(50), "p99_ms": store.percentile(99),
+        "max_ms": store.percentile(100), "samples": samples, "load": load,
+        "cpu_pct": 100 * cpu_s / (ended - started),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--count", type=int, default=60_000, help="uplinks to publish")
-    parser.add_argument("--rate", type=float, nargs="+", default=[3000.0, 0.0],
+    parser.add_argument("--count", type=int, default=60_000, help="uplinks to publish per rate")
+    parser.add_argument("--rate", type=float, nargs="+", default=[1000.0, 5000.0, 10000.0, 0.0],
                         help="publish rates per second to run (0: as fast as possible)")
+    parser.add_argument("--duration", type=float, default=0.0,
+                        help="publish for this many seconds at each fixed rate (instead of "
+                        "--count) and sample the memory: a soak")
+    parser.add_argument("--sample-every", type=float, default=10.0,
+                        help="seconds between memory samples in a soak")
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--database-url", help="a server we may write to (default: embedded)")
     parser.add_argument("--mqtt-host", help="broker (default: embedded rumqttd)")
@@ -198,20 +286,35 @@ def main() -> None:
 
         with psycopg.connect(args.conninfo) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
-        print(f"# ingest benchmark: {args.count} uplinks from {args.devices} devices, "
-              f"{db_name} {version}, {broker_name}, {os.cpu_count()} cores")
+        what = (f"{args.duration:.0f} s per fixed rate" if args.duration
+                else f"{args.count} uplinks per rate")
+        print(f"# ingest benchmark: {what} from {args.devices} devices, {db_name} {version}, "
+              f"{broker_name}, {os.cpu_count()} cores, load average before "
+              f"{os.getloadavg()[0]:.2f}")
         header = ("| publish rate/s | published | broker dropped | received | stored | lost by us "
-                  "| stored/s | p50 ms | p99 ms |")
+                  "| stored/s | p50 ms | p99 ms | max ms | service CPU % | load before |")
         print(header)
-        print("|" + "---|" * 9)
-        rates = list(args.rate)
-        for rate in rates:
-            args.rate = rate
-            r = run(args)
+        print("|" + "---|" * 12, flush=True)
+        results = []
+        for rate in args.rate:
+            count = int(rate * args.duration) if args.duration and rate else args.count
+            r = run(args, rate, count)
+            results.append(r)
             shown = "max" if rate == 0 else f"{rate:.0f}"
             print(f"| {shown} | {r['published']} | {r['broker_dropped']} | {r['received']} | "
                   f"{r['stored']} | {r['lost_by_us']} | {r['per_s']:.0f} | {r['p50_ms']:.1f} | "
-                  f"{r['p99_ms']:.1f} |", flush=True)
+                  f"{r['p99_ms']:.1f} | {r['max_ms']:.0f} | {r['cpu_pct']:.0f} | "
+                  f"{r['load']:.2f} |", flush=True)
+        for r in results:
+            if not r["samples"]:
+                continue
+            rss = [s[1] for s in r["samples"]]
+            print(f"\n# memory (VmRSS of the service process) at {r['rate']:.0f} uplinks/s: "
+                  f"start {rss[0]:.1f} MiB, max {max(rss):.1f} MiB, end {rss[-1]:.1f} MiB")
+            print("| s | RSS MiB | received | stored |")
+            print("|---|---|---|---|")
+            for seconds, mib, got, stored in r["samples"]:
+                print(f"| {seconds:.0f} | {mib:.1f} | {got} | {stored} |")
 
 
 if __name__ == "__main__":

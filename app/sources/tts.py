@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+import math
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from typing_extensions import NotRequired, TypedDict
+
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 
 from app.model import Network, Radio, Uplink
 from app.sources.errors import Rejected, describe_validation_error
@@ -21,6 +24,15 @@ from app.sources.errors import Rejected, describe_validation_error
 TTS_ID_PATTERN = r"^[a-z0-9](?:-?[a-z0-9]){2,35}$"
 EUI_PATTERN = r"^[0-9A-Fa-f]{16}$"
 MAX_FRM_PAYLOAD = 255  # LoRaWAN FRMPayload cannot be longer
+# Reception times outside these bounds are not from a network server; stored, they would break
+# reads (years PostgreSQL keeps but Python cannot load) or pin the latest values for decades.
+EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+# Radio metadata beyond physics is garbage; bounded here, it can never overflow a column.
+RSSI_SNR_BOUND = 1000.0
+MAX_BANDWIDTH_HZ = 100_000_000
+MAX_SPREADING_FACTOR = 64
+MAX_FREQUENCY_HZ = 10**10
 
 TtsId = Annotated[str, Field(pattern=TTS_ID_PATTERN)]
 
@@ -47,14 +59,17 @@ class GatewayIds(BaseModel):
 
 class RxMetadata(BaseModel):
     gateway_ids: GatewayIds = GatewayIds()
-    rssi: float | None = Field(default=None, allow_inf_nan=False)
-    channel_rssi: float | None = Field(default=None, allow_inf_nan=False)
-    snr: float | None = Field(default=None, allow_inf_nan=False)
+    rssi: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                               le=RSSI_SNR_BOUND)
+    channel_rssi: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                                       le=RSSI_SNR_BOUND)
+    snr: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                              le=RSSI_SNR_BOUND)
 
 
 class LoraDataRate(BaseModel):
-    bandwidth: int | None = None
-    spreading_factor: int | None = None
+    bandwidth: int | None = Field(default=None, ge=0, le=MAX_BANDWIDTH_HZ)
+    spreading_factor: int | None = Field(default=None, ge=0, le=MAX_SPREADING_FACTOR)
 
 
 class DataRate(BaseModel):
@@ -63,7 +78,8 @@ class DataRate(BaseModel):
 
 class TxSettings(BaseModel):
     data_rate: DataRate | None = None
-    frequency: int | None = Field(default=None, ge=0)  # a string on the wire; pydantic converts
+    # a string on the wire; pydantic converts
+    frequency: int | None = Field(default=None, ge=0, le=MAX_FREQUENCY_HZ)
 
 
 class VersionIds(BaseModel):
@@ -80,7 +96,8 @@ class UplinkMessage(BaseModel):
     rx_metadata: list[RxMetadata] = []
     settings: TxSettings | None = None
     received_at: datetime | None = None
-    consumed_airtime: str | None = Field(default=None, max_length=32)
+    # a protobuf duration: seconds with up to 9 decimals and an "s"
+    consumed_airtime: str | None = Field(default=None, pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?s$")
     version_ids: VersionIds | None = None
     confirmed: bool = False
 
@@ -107,6 +124,14 @@ class NotAnUplink(Exception):
 
 
 def parse_tts(raw: bytes, source: str, topic: str | None = None) -> Uplink:
+    uplink = _fast_tts(raw, source, topic)
+    if uplink is not None:
+        return uplink
+    return parse_tts_models(raw, source, topic)
+
+
+def parse_tts_models(raw: bytes, source: str, topic: str | None = None) -> Uplink:
+    """The reference parser: the pydantic models, with a precise reason for every rejection."""
     try:
         up = ApplicationUp.model_validate_json(raw)
     except ValidationError as err:
@@ -123,8 +148,9 @@ def parse_tts(raw: bytes, source: str, topic: str | None = None) -> Uplink:
     received_at = msg.received_at or up.received_at
     if received_at is None:
         raise Rejected("validate", "uplink has no received_at", ids.device_id)
-    if received_at.tzinfo is None:
-        raise Rejected("validate", "received_at has no time zone", ids.device_id)
+    check_time(received_at, "received_at", ids.device_id)
+    if msg.decoded_payload is not None and not storable_json(msg.decoded_payload):
+        raise Rejected("validate", NOT_STORABLE.format("decoded_payload"), ids.device_id)
     try:
         payload = base64.b64decode(msg.frm_payload, validate=True)
     except (binascii.Error, ValueError):
@@ -134,6 +160,9 @@ def parse_tts(raw: bytes, source: str, topic: str | None = None) -> Uplink:
                        f"{MAX_FRM_PAYLOAD} are possible", ids.device_id)
     if payload and msg.f_port == 0:
         raise Rejected("validate", "payload on f_port 0 (MAC commands only)", ids.device_id)
+    if msg.f_port == 224:
+        raise Rejected("validate", "f_port 224 is the LoRaWAN test protocol, never an "
+                       "application uplink", ids.device_id)
 
     version = msg.version_ids or VersionIds()
     return Uplink(
@@ -156,6 +185,32 @@ def parse_tts(raw: bytes, source: str, topic: str | None = None) -> Uplink:
         correlation_id=up.correlation_ids[0][:100] if up.correlation_ids else None,
         radio=_radio(msg),
     )
+
+
+NOT_STORABLE = "{} holds NaN, Infinity or a NUL character, which cannot be stored as JSON"
+
+
+def check_time(value: datetime, name: str, device_id: str | None) -> None:
+    """A network server's reception time: with a zone, and within sane years."""
+    if value.tzinfo is None:
+        raise Rejected("validate", f"{name} has no time zone", device_id)
+    if not EARLIEST <= value < LATEST:
+        raise Rejected("validate", f"{name} {value.isoformat()} is not between "
+                       f"{EARLIEST.year} and {LATEST.year}", device_id)
+
+
+def storable_json(value: Any) -> bool:
+    """False if a (network server's) decoded payload holds what jsonb refuses: NaN, ±Infinity
+    (JSON has neither; our parser accepts them) or NUL characters."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all("\x00" not in k and storable_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(storable_json(v) for v in value)
+    return True
 
 
 _OTHER_KINDS = ("join_accept", "downlink_queued", "downlink_sent", "downlink_ack",
@@ -190,3 +245,179 @@ def _radio(msg: UplinkMessage) -> Radio:
         frequency=msg.settings.frequency if msg.settings else None,
         airtime_s=airtime,
     )
+
+
+# --- fast path ------------------------------------------------------------------------------
+# The same rules as the models above, as TypedDicts: pydantic validates them just as strictly
+# (same coercions, bounds and patterns) but builds plain dicts instead of ten model instances;
+# with the lean assembly below a well-formed uplink costs 9 µs instead of 13. Anything the fast
+# path declines (a rejection, another message kind, an odd time) goes to the models, which give
+# the reason. Keep both in step: tests/test_parsing_fast.py compares them on mutated messages.
+
+
+class _ApplicationIdsD(TypedDict):
+    application_id: TtsId
+
+
+class _EndDeviceIdsD(TypedDict):
+    device_id: TtsId
+    application_ids: _ApplicationIdsD
+    dev_eui: NotRequired[Annotated[str | None, Field(pattern=EUI_PATTERN)]]
+    dev_addr: NotRequired[Annotated[str | None, Field(pattern=r"^[0-9A-Fa-f]{8}$")]]
+
+
+class _GatewayIdsD(TypedDict, total=False):
+    gateway_id: str
+
+
+class _RxMetadataD(TypedDict, total=False):
+    gateway_ids: _GatewayIdsD
+    rssi: Annotated[float | None, Field(allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                                        le=RSSI_SNR_BOUND)]
+    channel_rssi: Annotated[float | None, Field(allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                                                le=RSSI_SNR_BOUND)]
+    snr: Annotated[float | None, Field(allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
+                                       le=RSSI_SNR_BOUND)]
+
+
+class _LoraDataRateD(TypedDict, total=False):
+    bandwidth: Annotated[int | None, Field(ge=0, le=MAX_BANDWIDTH_HZ)]
+    spreading_factor: Annotated[int | None, Field(ge=0, le=MAX_SPREADING_FACTOR)]
+
+
+class _DataRateD(TypedDict, total=False):
+    lora: _LoraDataRateD | None
+
+
+class _TxSettingsD(TypedDict, total=False):
+    data_rate: _DataRateD | None
+    frequency: Annotated[int | None, Field(ge=0, le=MAX_FREQUENCY_HZ)]
+
+
+class _VersionIdsD(TypedDict, total=False):
+    brand_id: Annotated[str | None, Field(max_length=64)]
+    model_id: Annotated[str | None, Field(max_length=64)]
+
+
+class _UplinkMessageD(TypedDict, total=False):
+    session_key_id: Annotated[str, Field(max_length=64)]
+    f_port: Annotated[int, Field(ge=0, le=255)]
+    f_cnt: Annotated[int, Field(ge=0, le=0xFFFFFFFF)]
+    frm_payload: Annotated[str, Field(max_length=4 * MAX_FRM_PAYLOAD)]
+    decoded_payload: dict[str, Any] | None
+    rx_metadata: list[_RxMetadataD]
+    settings: _TxSettingsD | None
+    received_at: datetime | None
+    consumed_airtime: Annotated[str | None, Field(pattern=r"^[0-9]{1,12}(\.[0-9]{1,9})?s$")]
+    version_ids: _VersionIdsD | None
+    confirmed: bool
+
+
+class _ApplicationUpD(TypedDict):
+    end_device_ids: _EndDeviceIdsD
+    correlation_ids: NotRequired[list[str]]
+    received_at: NotRequired[datetime | None]
+    simulated: NotRequired[bool]
+    uplink_message: _UplinkMessageD  # required here: other kinds take the models' path
+    join_accept: NotRequired[dict[str, Any] | None]
+    downlink_queued: NotRequired[dict[str, Any] | None]
+    downlink_sent: NotRequired[dict[str, Any] | None]
+    downlink_ack: NotRequired[dict[str, Any] | None]
+    downlink_nack: NotRequired[dict[str, Any] | None]
+    downlink_failed: NotRequired[dict[str, Any] | None]
+    location_solved: NotRequired[dict[str, Any] | None]
+    service_data: NotRequired[dict[str, Any] | None]
+
+
+_validate_fast = TypeAdapter(_ApplicationUpD).validate_json
+_NO_GATEWAYS: list = []
+
+
+def _fast_tts(raw: bytes, source: str, topic: str | None) -> Uplink | None:
+    """The Uplink of a well-formed TTS uplink; None for anything the models must look at."""
+    try:
+        up = _validate_fast(raw)
+    except ValidationError:
+        return None
+    ids = up["end_device_ids"]
+    device_id = ids["device_id"]
+    if topic is not None:
+        parts = topic.split("/")
+        if (len(parts) >= 4 and parts[0] == "v3" and parts[2] == "devices"
+                and parts[3] != device_id):
+            return None
+    msg = up["uplink_message"]
+    get = msg.get
+    received_at = get("received_at") or up.get("received_at")
+    if (received_at is None or received_at.tzinfo is None
+            or not EARLIEST <= received_at < LATEST):
+        return None
+    decoded_payload = get("decoded_payload")
+    if decoded_payload is not None and not storable_json(decoded_payload):
+        return None
+    f_port = get("f_port", 0)
+    try:
+        payload = base64.b64decode(get("frm_payload", ""), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(payload) > MAX_FRM_PAYLOAD or (payload and f_port == 0) or f_port == 224:
+        return None
+
+    rx_metadata = get("rx_metadata", _NO_GATEWAYS)
+    rssi = snr = None
+    for gateway in rx_metadata:
+        value = gateway.get("rssi")
+        if value is None:
+            value = gateway.get("channel_rssi")
+        if value is not None and (rssi is None or value > rssi):
+            rssi = value
+        value = gateway.get("snr")
+        if value is not None and (snr is None or value > snr):
+            snr = value
+    spreading_factor = bandwidth = frequency = None
+    settings = get("settings")
+    if settings is not None:
+        frequency = settings.get("frequency")
+        data_rate = settings.get("data_rate")
+        lora = data_rate.get("lora") if data_rate is not None else None
+        if lora is not None:
+            spreading_factor = lora.get("spreading_factor")
+            bandwidth = lora.get("bandwidth")
+    airtime = get("consumed_airtime")
+    if airtime is not None:
+        airtime = float(airtime[:-1])
+    version = get("version_ids") or _NO_VERSION
+    dev_eui = ids.get("dev_eui")
+    dev_addr = ids.get("dev_addr")
+    correlation_ids = up.get("correlation_ids")
+    return Uplink(
+        network=Network.TTS,
+        source=source,
+        device_id=device_id,
+        application_id=ids["application_ids"]["application_id"],
+        received_at=received_at,
+        dev_eui=dev_eui.upper() if dev_eui else None,
+        dev_addr=dev_addr.upper() if dev_addr else None,
+        session_key_id=get("session_key_id", ""),
+        f_port=f_port,
+        f_cnt=get("f_cnt", 0),
+        payload=payload,
+        decoded_payload=decoded_payload,
+        brand_id=version.get("brand_id"),
+        model_id=version.get("model_id"),
+        simulated=up.get("simulated", False),
+        confirmed=get("confirmed", False),
+        correlation_id=correlation_ids[0][:100] if correlation_ids else None,
+        radio=Radio(
+            gateway_count=len(rx_metadata),
+            rssi=rssi,
+            snr=snr,
+            spreading_factor=spreading_factor,
+            bandwidth=bandwidth,
+            frequency=frequency,
+            airtime_s=airtime,
+        ),
+    )
+
+
+_NO_VERSION: dict = {}
