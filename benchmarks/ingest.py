@@ -137,7 +137,7 @@ def publisher(host: str, port: int, app_id: str, count: int, rate: float, device
         if int(t) != second:
             second = int(t)
             prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)).encode()
-        stamp = b"%s.%06d000Z" % (prefix, int((t - second) * 1e6))
+        stamp = b"%s.%06d000Z" % (prefix, min(int((t - second) * 1e6), 999_999))
         client.publish(topic, template % {b"f": n // devices, b"t": stamp,
                                           b"p": payloads[n % 64]}, qos=0)
     elapsed = time.perf_counter() - started
