@@ -12,10 +12,11 @@ from helpers import count, make_settings
 DECODED = json.loads((SHARED / "examples" / "tts_uplink_decoded.json").read_text())
 
 
-def uplink(f_cnt: int, decoded: dict | None = None) -> bytes:
+def uplink(f_cnt: int, decoded: dict | None = None, second: int | None = None) -> bytes:
     doc = json.loads(json.dumps(DECODED))
     doc["uplink_message"]["f_cnt"] = f_cnt
-    doc["uplink_message"]["received_at"] = f"2025-06-03T05:48:{f_cnt % 60:02d}.000000001Z"
+    second = f_cnt % 60 if second is None else second
+    doc["uplink_message"]["received_at"] = f"2025-06-03T05:48:{second:02d}.000000001Z"
     if decoded is not None:
         doc["uplink_message"]["decoded_payload"] = decoded
     return json.dumps(doc).encode()

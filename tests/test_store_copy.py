@@ -3,32 +3,11 @@ cannot carry, a lost staging table, and which reading wins the latest value."""
 from __future__ import annotations
 
 import dataclasses
-import json
 
-from app.metrics import Metrics
 from app.model import Radio
-from app.pipeline import Message, Pipeline
 from app.store import Store
-from conftest import SHARED
-from helpers import count, make_settings
-
-DECODED = json.loads((SHARED / "examples" / "tts_uplink_decoded.json").read_text())
-
-
-def uplink(f_cnt: int, second: int | None = None, decoded: dict | None = None) -> bytes:
-    doc = json.loads(json.dumps(DECODED))
-    doc["uplink_message"]["f_cnt"] = f_cnt
-    second = f_cnt % 60 if second is None else second
-    doc["uplink_message"]["received_at"] = f"2025-06-03T05:48:{second:02d}.000000001Z"
-    if decoded is not None:
-        doc["uplink_message"]["decoded_payload"] = decoded
-    return json.dumps(doc).encode()
-
-
-def prepare(db: str, messages: list[bytes]):
-    pipeline = Pipeline(make_settings(), Store(db), Metrics())
-    return [pipeline._prepare(Message(raw=m, source="tts-webhook")) for m in messages]
-
+from helpers import count
+from test_store import prepare, uplink
 
 def test_new_and_duplicate_uplinks_in_one_batch(db):
     store = Store(db)
@@ -91,8 +70,8 @@ def test_two_new_uplinks_at_the_same_time_keep_the_first_reading(db):
     # Same device and reception time, different frame counters: two uplinks, one reading time.
     store = Store(db)
     try:
-        report = store.write(prepare(db, [uplink(7, 30, {"soil_moisture_pct": 7.0}),
-                                          uplink(8, 30, {"soil_moisture_pct": 8.0})]))
+        report = store.write(prepare(db, [uplink(7, {"soil_moisture_pct": 7.0}, second=30),
+                                          uplink(8, {"soil_moisture_pct": 8.0}, second=30)]))
     finally:
         store.close()
     assert report.inserted == 2
