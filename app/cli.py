@@ -1,4 +1,4 @@
-"""The ``bauhof`` command: run, migrate, demo, decode."""
+"""The ``bauhof`` command: run, migrate, demo, decode, plan."""
 from __future__ import annotations
 
 import argparse
@@ -185,6 +185,100 @@ def cmd_decode(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
+    import psycopg
+
+    from app.migrate import migrate
+    from app.planning import Planning, PlanningError, load_config, load_plans
+
+    try:
+        config = load_config(settings.planner_config)
+    except PlanningError as err:
+        print(f"bauhof plan: {err}", file=sys.stderr)
+        return 2
+    with database(settings) as conninfo:
+        migrate(conninfo)
+        planning = Planning(config, lambda: psycopg.connect(conninfo))
+        day = args.date or planning.today()
+        kinds = [args.kind] if args.kind else ["collection", "watering"]
+        plans = []
+        for kind in kinds:
+            if args.show:
+                with psycopg.connect(conninfo) as conn:
+                    plans += load_plans(conn, day, kind, planning.tz)
+                continue
+            if not planning.fleet(kind):
+                print(f"no vehicle for {kind} in the planner configuration", file=sys.stderr)
+                continue
+            try:
+                plans += planning.plan(day, kind, force=args.force,
+                                       time_limit_s=args.time_limit) or []
+            except PlanningError as err:
+                print(f"bauhof plan: {err}", file=sys.stderr)
+                return 1
+    print(format_plans(day, plans))
+    return 0
+
+
+def format_plans(day, plans) -> str:
+    """Plans as text tables for a terminal or a printout (German headings: the crew's)."""
+    if not plans:
+        return f"Keine Tourenpläne für den {day:%d.%m.%Y}."
+    weekday = ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So")[day.weekday()]
+    lines = []
+    for kind, title in (("collection", "Leerung"), ("watering", "Bewässerung")):
+        of_kind = [p for p in plans if p.kind == kind]
+        if not of_kind:
+            continue
+        # Counts and the fixed round are the day's (the same on each vehicle's row).
+        first = of_kind[0]
+        total = sum(p.distance_m for p in of_kind) / 1000
+        baseline = ("" if first.baseline_distance_m is None else
+                    f"; feste Tour: {first.baseline_distance_m / 1000:.1f} km, "
+                    f"{first.baseline_stops} Stopps")
+        lines.append(f"{title} {weekday} {day:%d.%m.%Y}: {sum(len(p.stops) for p in of_kind)} "
+                     f"Stopps ({first.must_count} dringend, {first.may_count} optional "
+                     f"angeboten), {total:.1f} km{baseline}")
+        if first.unserved_must:
+            lines.append(f"NICHT EINGEPLANT (dringend): {', '.join(first.unserved_must)}")
+        lines.append("")
+        for p in of_kind:
+            lines.extend(_format_vehicle(p))
+            lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _format_vehicle(p) -> list[str]:
+    lines = [f"  {p.vehicle_name} ({p.vehicle_id}), Start {p.start_at:%H:%M}: {len(p.stops)} "
+             f"Stopps, {p.distance_m / 1000:.1f} km, {p.duration_s / 3600:.1f} h, "
+             f"{p.trips} Fahrt(en)"]
+    if not p.stops:
+        return lines + ["  (keine Stopps)"]
+    unit = "Füllung" if p.kind == "collection" else "Feuchte"
+    header = (f"  {'Nr':>3}  {'Ankunft':<7}  {'Ort':<22}  {'Standort':<28}  {'Grund':<5}  "
+              f"{unit + ' %':>10}  {'bei Ank.':>8}  {'Liter':>5}  Status")
+    lines += [header, "  " + "-" * (len(header) - 2)]
+    for s in p.stops:
+        now = "" if s.value_now is None else f"{s.value_now:.0f}"
+        due = "" if s.value_expected is None else f"{s.value_expected:.0f}"
+        state = "offen" if s.status == "planned" else (
+            f"erledigt {s.done_at:%H:%M} ({'Team' if s.done_by == 'crew' else 'Sensor'})")
+        lines.append(f"  {s.seq:>3}  {s.eta:%H:%M}    {(s.municipality or '')[:22]:<22}  "
+                     f"{(s.name or s.device_id)[:28]:<28}  "
+                     f"{'muss' if s.reason == 'must' else 'kann':<5}  {now:>10}  {due:>8}  "
+                     f"{s.demand_l:>5}  {state}")
+    return lines
+
+
+def _date(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bauhof", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +296,16 @@ def main(argv: list[str] | None = None) -> int:
     decode.add_argument("decoder", help="decoder id, e.g. decentlab/dl-mbx")
     decode.add_argument("hex", help="payload bytes as hex")
     decode.add_argument("--port", type=int, default=1, help="LoRaWAN fPort (default 1)")
+    plan = sub.add_parser("plan", help="plan a day's rounds now and print them")
+    plan.add_argument("--date", type=_date, default=None,
+                      help="YYYY-MM-DD (default: today in the planner's time zone)")
+    plan.add_argument("--kind", choices=["collection", "watering"], default=None,
+                      help="default: both")
+    plan.add_argument("--show", action="store_true", help="print the stored plan, plan nothing")
+    plan.add_argument("--force", action="store_true",
+                      help="replace the day's plan even if stops of it are done")
+    plan.add_argument("--time-limit", type=float, default=None,
+                      help="solver seconds (default: from the planner configuration)")
     args = parser.parse_args(argv)
 
     try:
@@ -214,16 +318,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format, settings.secret_values())
     commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode,
-                "simulate": cmd_simulate}
+                "simulate": cmd_simulate, "plan": cmd_plan}
     from app.embedded.broker import EmbeddedBrokerError
     from app.embedded.postgres import EmbeddedPostgresError
+    from app.planning import PlanningError
 
     # uvicorn handles both signals while it serves and raises them again when it has shut down;
     # then they arrive here.
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         return commands[args.command](settings, args)
-    except (EmbeddedPostgresError, EmbeddedBrokerError) as err:
+    except (EmbeddedPostgresError, EmbeddedBrokerError, PlanningError) as err:
         print(f"bauhof: {err}", file=sys.stderr)
         return 1
     except (Stopped, KeyboardInterrupt):

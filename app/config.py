@@ -6,6 +6,7 @@ scrubs their values from every log line in case a library prints them.
 from __future__ import annotations
 
 import os
+from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -85,6 +86,16 @@ class Settings(BaseSettings):
     store_simulated_readings: bool = False
     device_cache_refresh_s: float = 30.0
 
+    # --- route planner ---------------------------------------------------------------------
+    planner_config: Path | None = Field(
+        default=None, description="Planner YAML (depot, vehicles, thresholds); unset: the "
+                                  "built-in planner/default.yaml")
+    plan_at: str = Field(default="05:30", description="Local time (HH:MM, planner time zone) to "
+                         "plan each working day's rounds; empty: no automatic planning")
+    plan_confirm_interval_s: float = Field(
+        default=60.0, ge=0, description="How often bin stops are confirmed by the sensor's drop; "
+                                        "0: never")
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -113,6 +124,17 @@ class Settings(BaseSettings):
         # An empty secret would match a request that sends none.
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the webhook secret must be at least 16 characters long")
+        return value
+
+    @field_validator("plan_at")
+    @classmethod
+    def _plan_at(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            try:
+                time.fromisoformat(value)
+            except ValueError:
+                raise ValueError(f"plan_at must be HH:MM or empty, got {value!r}") from None
         return value
 
     def secret_values(self) -> list[str]:

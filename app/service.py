@@ -15,6 +15,7 @@ from app.metrics import Metrics
 from app.migrate import migrate
 from app.outages import OutageRecorder
 from app.pipeline import Pipeline
+from app.planning import Planning, PlanningJob, load_config
 from app.sources.mqtt import MqttSource
 from app.store import Store
 
@@ -36,6 +37,11 @@ class Service:
         self.gap_metrics = GapMetrics(self.metrics.registry)
         self.backfill = (Backfiller(settings, conninfo, self.pipeline, self.metrics)
                          if settings.backfill_url and settings.backfill_api_keys else None)
+        # A broken planner file stops the start here, with its name, not at 05:30.
+        self.planning = Planning(load_config(settings.planner_config),
+                                 lambda: self.pool.connection(timeout=10))
+        self.planning_job = PlanningJob(self.planning, settings.plan_at,
+                                        settings.plan_confirm_interval_s)
         if self.mqtt is not None:
             self.mqtt.on_disconnected = self.outages.mqtt_down
             self.mqtt.on_connected = self._connected
@@ -56,6 +62,7 @@ class Service:
         self.pipeline.start()
         if self.backfill is not None:
             self.backfill.start()
+        self.planning_job.start()
         if self.mqtt is not None:
             self.mqtt.start()
         else:
@@ -83,6 +90,7 @@ class Service:
             self.mqtt.stop()
         if self.backfill is not None:
             self.backfill.stop()
+        self.planning_job.stop()
         left = self.pipeline.stop()
         self.outages.stop()
         if left:
