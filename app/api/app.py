@@ -8,7 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from app import __version__
-from app.api import devices, gaps, health, ingest
+from app.api import devices, export, gaps, health, ingest, routes, series
+from app.api.caching import ConditionalGetMiddleware, FreezeStartupHeap
 from app.sources import webhook
 
 if TYPE_CHECKING:
@@ -46,13 +47,21 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
             return JSONResponse({"detail": f"body larger than {limit} bytes"}, 413)
         return await call_next(request)
 
+    # ETag / If-None-Match / Cache-Control for endpoints declaring app.api.caching.cacheable,
+    # and for these paths of modules that do not (path -> max-age, seconds).
+    app.add_middleware(ConditionalGetMiddleware, paths={"/api/v1/decoders": 3600})
+    app.add_middleware(FreezeStartupHeap)  # no 50 ms garbage-collector pauses in requests
+
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
         return RedirectResponse("/docs")
 
     app.include_router(health.router)
     app.include_router(devices.router)
+    app.include_router(series.router)
+    app.include_router(export.router)
     app.include_router(gaps.router)
     app.include_router(ingest.router)
+    app.include_router(routes.router)
     app.include_router(webhook.router)
     return app
