@@ -168,32 +168,39 @@ def _validate(problem: Problem) -> None:
                              f"0 <= break_s < shift_s")
 
 
-def _check_servable(problem: Problem) -> None:
-    """Raise for a stop that no vehicle could serve even on a route of its own."""
+def unservable(problem: Problem) -> dict[str, str]:
+    """Stops that no vehicle could serve even on a route of its own, with the reasons."""
     dur = problem.duration_s
+    out: dict[str, str] = {}
     for s in problem.stops:
-        out, back = int(dur[0, s.index]), int(dur[s.index, 0])
+        back_out, back = int(dur[0, s.index]), int(dur[s.index, 0])
         reasons = []
         for v in problem.vehicles:
             work = v.shift_s - v.break_s
             latest = v.shift_s if s.tw_late is None else min(s.tw_late, v.shift_s)
             if s.demand > v.capacity:
                 reasons.append(f"{v.id}: demand {s.demand} l > capacity {v.capacity} l")
-            elif out + s.service_s + back > work:
-                reasons.append(f"{v.id}: depot→stop {out} s + service {s.service_s} s + back "
-                               f"{back} s > {work} s of work in the shift")
-            elif max(out, s.tw_early) > latest:
+            elif back_out + s.service_s + back > work:
+                reasons.append(f"{v.id}: depot→stop {back_out} s + service {s.service_s} s + "
+                               f"back {back} s > {work} s of work in the shift")
+            elif max(back_out, s.tw_early) > latest:
                 reasons.append(f"{v.id}: earliest start of service "
-                               f"{max(out, s.tw_early)} s > latest {latest} s")
-            elif max(out, s.tw_early) + s.service_s + back > v.shift_s:
+                               f"{max(back_out, s.tw_early)} s > latest {latest} s")
+            elif max(back_out, s.tw_early) + s.service_s + back > v.shift_s:
                 reasons.append(f"{v.id}: back at the depot at "
-                               f"{max(out, s.tw_early) + s.service_s + back} s, after the "
+                               f"{max(back_out, s.tw_early) + s.service_s + back} s, after the "
                                f"shift ends at {v.shift_s} s")
             else:
                 break
         else:
-            raise ValueError(f"stop {s.id!r} cannot be served by any vehicle: "
-                             + "; ".join(reasons))
+            out[s.id] = "; ".join(reasons)
+    return out
+
+
+def _check_servable(problem: Problem) -> None:
+    """Raise for a stop that no vehicle could serve even on a route of its own."""
+    for stop_id, reasons in unservable(problem).items():
+        raise ValueError(f"stop {stop_id!r} cannot be served by any vehicle: {reasons}")
 
 
 def _build_model(problem: Problem) -> Model:
