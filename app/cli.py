@@ -279,6 +279,12 @@ def _date(text: str):
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
+    from simulator.evaluate import main as evaluate
+
+    return evaluate(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bauhof", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,6 +312,11 @@ def main(argv: list[str] | None = None) -> int:
                       help="replace the day's plan even if stops of it are done")
     plan.add_argument("--time-limit", type=float, default=None,
                       help="solver seconds (default: from the planner configuration)")
+    evaluate = sub.add_parser(
+        "evaluate", help="compare collection policies in closed loop with the simulator")
+    from simulator.evaluate import add_arguments as evaluate_arguments
+
+    evaluate_arguments(evaluate)
     args = parser.parse_args(argv)
 
     try:
@@ -318,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format, settings.secret_values())
     commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode,
-                "simulate": cmd_simulate, "plan": cmd_plan}
+                "simulate": cmd_simulate, "plan": cmd_plan, "evaluate": cmd_evaluate}
     from app.embedded.broker import EmbeddedBrokerError
     from app.embedded.postgres import EmbeddedPostgresError
     from app.planning import PlanningError

@@ -90,6 +90,11 @@ class PlannerConfig(BaseModel):
                                            "are taken along")
     bundle_value_m: float = Field(default=5000.0, ge=0,
                                   description="prize of such a bin, metres")
+    use_rounds: bool = Field(default=True, description="keep the towns' round days "
+                             "(fixed_schedule) and choose the bins on them by forecast")
+    emergency_h: float = Field(default=24.0, ge=0, description="between rounds, a bin that "
+                               "would stand full longer than this before the next round is "
+                               "fetched on an extra trip")
     must_safety: float = Field(default=1.3, ge=1.0,
                                description="the forecast growth until the next shift is taken "
                                            "this many times when deciding must-go")

@@ -19,13 +19,15 @@ the gaps and alerts, not on a route).
 """
 from __future__ import annotations
 
+import datetime as dt
+import math
 from dataclasses import dataclass
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from planner.config import PlannerConfig
+from planner.config import WEEKDAYS, PlannerConfig
 from planner.distances import haversine_m
 from planner.forecast import (DryForecast, FillForecast, detect_emptyings, fill_profile,
                               forecast_fill)
@@ -75,6 +77,7 @@ def select_bins(bins: list[BinState], config: PlannerConfig, *, shift_start: flo
     """Candidates for today's round (epoch seconds for the shift times), must-go first."""
     today_mid = (shift_start + shift_end) / 2
     next_mid = (next_start + next_end) / 2
+    rounds = _round_days(config, shift_start)
     musts: list[Candidate] = []
     rest: list[tuple[BinState, float, int]] = []
     for b in bins:
@@ -84,10 +87,7 @@ def select_bins(bins: list[BinState], config: PlannerConfig, *, shift_start: flo
         limits = config.thresholds(b.site_type)
         due = f.level_at(today_mid) if today_mid > f.at else f.level_pct
         demand = int(round(max(due, 5.0) / 100.0 * b.volume_l))
-        # Pessimistic level by the middle of the next shift: the forecast's growth (weekday
-        # profile included) times a safety factor.
-        growth = f.level_at(next_mid) - f.level_pct if next_mid > f.at else 0.0
-        if f.level_pct + config.must_safety * max(growth, 0.0) >= limits.full_pct:
+        if _must(f, limits.full_pct, config, next_mid, rounds.get(b.municipality)):
             musts.append(Candidate(b, "must", f.level_pct, due, demand, 0,
                                    int(limits.service_s)))
         else:
@@ -119,6 +119,56 @@ def select_bins(bins: list[BinState], config: PlannerConfig, *, shift_start: flo
                                   int(limits.service_s)))
     return sorted(musts, key=lambda c: c.bin.device_id) + sorted(
         mays, key=lambda c: c.bin.device_id)
+
+
+def _pessimistic(f: FillForecast, t: float, safety: float) -> float:
+    """The level at ``t`` if the bin fills ``safety`` times as fast as forecast."""
+    growth = f.level_at(t) - f.level_pct if t > f.at else 0.0
+    return f.level_pct + safety * max(growth, 0.0)
+
+
+def _must(f: FillForecast, full_pct: float, config: PlannerConfig, next_mid: float,
+          town_round: tuple[bool, float] | None) -> bool:
+    """Would the bin be full before it can be emptied?
+
+    Without rounds, the next chance is the next working day. With a town's rounds, the next
+    chance is its next round day: on a round day the bins that would be full before the next
+    round are taken; between rounds only a bin that would otherwise stand full for more than
+    ``emergency_h`` before the next round is worth an extra trip.
+    """
+    if f.level_pct >= full_pct:
+        return True
+    if town_round is None:
+        return _pessimistic(f, next_mid, config.must_safety) >= full_pct
+    round_today, next_round_mid = town_round
+    if round_today:
+        return _pessimistic(f, next_round_mid, config.must_safety) >= full_pct
+    if _pessimistic(f, next_mid, config.must_safety) < full_pct:
+        return False  # it can wait until the next working day at least
+    full_at = f.full_at if f.full_at is not None else math.inf
+    return next_round_mid - full_at > config.emergency_h * 3600
+
+
+def _round_days(config: PlannerConfig, shift_start: float) -> dict[str, tuple[bool, float]]:
+    """Per town with fixed round days: (is today one, middle of its next round's shift)."""
+    if not config.use_rounds or not config.fixed_schedule:
+        return {}
+    tz = ZoneInfo(config.timezone)
+    today = dt.datetime.fromtimestamp(shift_start, tz).date()
+    hours = max(v.shift_h for v in config.vehicles)
+    out = {}
+    for town, weekdays in config.fixed_schedule.items():
+        days = [d for d in weekdays if d in config.working_days]
+        if not days:
+            continue
+        for n in range(1, 15):
+            day = today + dt.timedelta(days=n)
+            if WEEKDAYS[day.weekday()] in days:
+                start = dt.datetime.combine(day, config.shift_start, tz)
+                out[town] = (WEEKDAYS[today.weekday()] in days,
+                             (start + dt.timedelta(hours=hours / 2)).timestamp())
+                break
+    return out
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ import numpy as np
 from decoders import by_id
 from simulator import physics, reporters
 from simulator.faults import Faults
+from simulator.incidents import Incident, Incidents
 from simulator.scenario import WEEKDAYS, DeviceSpec, Municipality, Scenario, expand
 from simulator.sinks import Delivery, Sink
 from simulator.storage import UplinkArchive
@@ -86,10 +87,16 @@ class _Device:
     """A virtual device: its spec, its radio identity and the physics behind its readings."""
 
     def __init__(self, spec: DeviceSpec, scenario: Scenario, seed: int, start: datetime,
-                 weather: physics.WeatherModel, town: Municipality, gateways: list[Gateway]):
+                 weather: physics.WeatherModel, town: Municipality, gateways: list[Gateway],
+                 incidents: Incidents | None = None):
         self.spec = spec
         self.weather = weather
         self.town = town
+        self.incidents = incidents
+        # a bin whose sensor also reports a temperature (for fire detection) gets it in its truth
+        self.reports_temperature = (spec.kind == "bin" and "temperature_c"
+                                    in reporters.carried_metrics(spec.model))
+        self.dry_from: dict[datetime, float] = {}  # dry spell start -> moisture then
         model = by_id(spec.model)
         if model is None:
             raise ValueError(f"{spec.device_id}: unknown model {spec.model}")
@@ -108,7 +115,7 @@ class _Device:
             self.bin = physics.BinModel(_seed(seed, spec.device_id, "bin"), spec.site_type,
                                         spec.attributes.get("volume_l", 120.0),
                                         fill=float(self.rng.uniform(0.05, 0.6)), events=events,
-                                        start=start)
+                                        start=start, usage=_bin_usage(scenario) * spec.usage)
         elif spec.kind == "soil":
             self.soil = physics.SoilModel(_seed(seed, spec.device_id, "soil"), spec.site_type,
                                           moisture_pct=float(self.rng.uniform(22, 32)),
@@ -132,8 +139,17 @@ class _Device:
             distance = max(0.05, empty - fill * (empty - full))
             values["distance_m"] = round(distance, 4)
             values["fill_level_pct"] = round(min(100.0, max(0.0, fill * 100)), 2)
+            if self.reports_temperature:
+                values["temperature_c"] = round(self._bin_temperature(t), 2)
         elif self.soil is not None:
             values.update(self.soil.advance(t, self.weather))
+            dry = self._incident("dry_spell", t)
+            if dry is not None:
+                target = dry.dry_target(t, self.dry_from.get(dry.start, values[
+                    "soil_moisture_vwc_pct"]))
+                if values["soil_moisture_vwc_pct"] > target:
+                    self.soil.withdraw_to(t, target)
+                    values.update(self.soil.reading())
         elif spec.kind == "weather":
             now = self.weather.at(t)
             values.update({k: v for k, v in now.items()
@@ -159,7 +175,32 @@ class _Device:
                 measured[metric] = measured[metric] + float(self.rng.normal(0, sigma))
         if self.glitch_until is not None and t < self.glitch_until and "distance_m" in measured:
             measured["distance_m"] = float(self.rng.uniform(0.08, 0.2))
+        tipped = self._incident("tipped", t)
+        if tipped is not None and "distance_m" in measured:
+            # on its side, the lid sensor looks across the ground, past where the bottom was
+            measured["distance_m"] = (self.spec.attributes["distance_empty_m"]
+                                      * tipped.distance_factor
+                                      + float(self.rng.normal(0, 2 * NOISE["distance_m"])))
         return measured
+
+    def _incident(self, kind: str, t: datetime) -> Incident | None:
+        if self.incidents is None:
+            return None
+        return self.incidents.active(self.spec.device_id, kind, t)  # type: ignore[arg-type]
+
+    def silent(self, t: datetime) -> bool:
+        return self._incident("silent", t) is not None
+
+    def _bin_temperature(self, t: datetime) -> float:
+        """Inside the bin: the air's temperature, unless something burns in it."""
+        ambient = self.weather.at(t)["temperature_c"]
+        fires = self.incidents.of(self.spec.device_id, "fire") if self.incidents else []
+        return max([f.fire_temperature(t, ambient) for f in fires], default=ambient)
+
+
+def _bin_usage(scenario: Scenario) -> float:
+    defaults = scenario.defaults.get("bin")
+    return defaults.usage if defaults is not None else 1.0
 
 
 def _events_for(town: Municipality, site_type: str, start: datetime) -> list[physics.Event]:
@@ -220,8 +261,15 @@ class Simulation:
                  duration: timedelta = timedelta(days=7), faults: Faults = Faults(),
                  devices: Sequence[DeviceSpec] | None = None, truth: GroundTruth | None = None,
                  archive: UplinkArchive | None = None, collect: bool = True,
-                 water: bool = True, kick: Callable[[], None] | None = None) -> None:
+                 water: bool = True, kick: Callable[[], None] | None = None,
+                 on_reading: Callable[[datetime, DeviceSpec, dict[str, float]], None]
+                 | None = None, incidents: Sequence[Incident] = ()) -> None:
+        """``on_reading``: skip the radio and hand each measurement (truth plus sensor noise,
+        before encoding) to this callback instead; the closed-loop evaluation needs readings,
+        not TTS messages, and runs several times faster without them. ``incidents``: events
+        to inject (simulator/incidents.py), besides the scenario's own."""
         self.scenario = scenario
+        self.on_reading = on_reading
         self.seed = seed
         self.start = start or scenario.start
         self.end = self.start + duration
@@ -243,9 +291,13 @@ class Simulation:
             for t in scenario.municipalities
         }
         gateways = gateways_for(scenario)
+        self.incidents = Incidents([*scenario.incidents, *incidents], specs, towns)
+        for frost in self.incidents.frosts():
+            for town in frost.municipalities or list(towns):
+                self.weather[town].force(frost.forcing())
         self.devices = [
             _Device(spec, scenario, seed, self.start, self.weather[spec.municipality],
-                    towns[spec.municipality], gateways)
+                    towns[spec.municipality], gateways, self.incidents)
             for spec in specs
         ]
         self._heap: list[_Action] = []
@@ -260,6 +312,10 @@ class Simulation:
             self._schedule_rounds("water", lambda town: town.watering)
         if faults.disconnect_s > 0 and kick is not None:
             self._push(self.start + timedelta(seconds=faults.disconnect_s), "kick", None)
+        for incident in self.incidents.all:
+            for phase, at in (("start", incident.start), ("end", incident.end)):
+                if at is not None and self.start <= at < self.end:
+                    self._push(at, "incident", (incident, phase))
 
     # --- scheduling ------------------------------------------------------------------------
 
@@ -316,6 +372,25 @@ class Simulation:
         self.truth.event(action.at, "-", "disconnect")
         self._push(action.at + timedelta(seconds=self.faults.disconnect_s), "kick", None)
 
+    def _on_incident(self, action: _Action, sinks: list[Sink]) -> None:
+        incident, phase = action.target
+        by_id = {d.spec.device_id: d for d in self.devices}
+        targets = incident.devices or ["-"]
+        for device_id in targets:
+            detail = incident.kind if device_id != "-" else (
+                f"{incident.kind}: {', '.join(incident.municipalities) or 'all towns'}")
+            self.truth.event(action.at, device_id, f"incident_{phase}", detail)
+            device = by_id.get(device_id)
+            if device is None or device.soil is None or incident.kind != "dry_spell":
+                continue
+            device.soil.advance(action.at, device.weather)
+            if phase == "start":
+                device.dry_from[incident.start] = device.soil.moisture_pct
+            elif incident.water_l > 0:  # the crew comes with the water tank
+                device.soil.irrigate(action.at, incident.water_l)
+                self.truth.event(action.at, device_id, "watered", f"{incident.water_l:g} l")
+                self.report.watered += 1
+
     def _on_collect(self, action: _Action, sinks: list[Sink]) -> None:
         # A crew empties every bin of the town in a round; about four minutes per bin.
         bins = [d for d in self.devices if d.bin is not None and d.spec.municipality == action.target]
@@ -334,6 +409,8 @@ class Simulation:
         for device in self.devices:
             if device.spec.municipality != action.target:
                 continue
+            if device._incident("dry_spell", action.at) is not None:
+                continue  # nobody waters it during the dry spell
             if device.soil is not None and device.spec.site_type == "tree":
                 device.soil.advance(action.at, device.weather)
                 if device.soil.moisture_pct < device.soil.dry_threshold_pct:
@@ -345,7 +422,8 @@ class Simulation:
                 device.water_litres += 600.0
                 for bed in self.devices:
                     if (bed.soil is not None and bed.spec.site_type == "flower_bed"
-                            and bed.spec.municipality == action.target):
+                            and bed.spec.municipality == action.target
+                            and bed._incident("dry_spell", action.at) is None):
                         bed.soil.advance(action.at, bed.weather)
                         bed.soil.irrigate(action.at, 150.0)
                         self.truth.event(action.at, bed.spec.device_id, "watered", "controller")
@@ -359,6 +437,8 @@ class Simulation:
                    device)
         truth = device.truth(t)
         self.truth.state(t, spec.device_id, truth)
+        if device.silent(t):
+            return  # a silent device sends nothing; its world goes on
         self.report.uplinks += 1
 
         f = self.faults
@@ -366,6 +446,9 @@ class Simulation:
             device.glitch_until = t + timedelta(hours=rng.uniform(1, 6))
             self.truth.event(t, spec.device_id, "glitch")
             self.report.glitches += 1
+        if self.on_reading is not None:
+            self.on_reading(t, spec, device.measure(t, truth))
+            return
         if f.rejoin and rng.random() < f.rejoin:
             join = device.radio.rejoin(t - timedelta(seconds=5))
             self.report.rejoins += 1

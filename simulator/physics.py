@@ -249,6 +249,52 @@ SPIN_UP_DAYS = 30  # series start a month before 1 January of the first year, wh
 PAD_HOURS = 3
 
 
+@dataclass(frozen=True)
+class Forcing:
+    """Weather imposed on a model for a while (an injected frost night, simulator/incidents.py).
+
+    From ``start`` the given quantities are pulled towards their values, fully after ``ramp``,
+    and let go again over the ``ramp`` before ``end``; quantities left None follow the model.
+    The dew point follows the forced temperature and humidity; the road surface lies 2.5 K below
+    the forced air (a clear, calm night); gusts scale with the forced wind. Rain and the hourly
+    :meth:`WeatherModel.frost_hours` are not changed.
+    """
+
+    start: datetime
+    end: datetime
+    ramp: timedelta = timedelta(hours=2)
+    temperature_c: float | None = None
+    relative_humidity_pct: float | None = None
+    wind_speed_ms: float | None = None
+
+    def weight(self, t: datetime) -> float:
+        """0 outside the forcing, 1 while it holds fully, linear on the ramps."""
+        s, a, b = _seconds(t), _seconds(self.start), _seconds(self.end)
+        if s <= a or s >= b:
+            return 0.0
+        ramp = max(self.ramp.total_seconds(), 1.0)
+        return min(1.0, (s - a) / ramp, (b - s) / ramp)
+
+    def apply(self, values: dict[str, float], t: datetime) -> dict[str, float]:
+        w = self.weight(t)
+        if w <= 0.0:
+            return values
+        out = dict(values)
+        for name in ("temperature_c", "relative_humidity_pct", "wind_speed_ms"):
+            target = getattr(self, name)
+            if target is not None:
+                out[name] = (1.0 - w) * values[name] + w * target
+        if self.wind_speed_ms is not None and values["wind_speed_ms"] > 0:
+            out["wind_gust_ms"] = values["wind_gust_ms"] * out["wind_speed_ms"] / values[
+                "wind_speed_ms"]
+        temp, humidity = out["temperature_c"], max(out["relative_humidity_pct"], 1.0)
+        gamma = math.log(humidity / 100.0) + 17.62 * temp / (243.12 + temp)
+        out["dew_point_c"] = 243.12 * gamma / (17.62 - gamma)
+        out["road_surface_temperature_c"] = ((1.0 - w) * values["road_surface_temperature_c"]
+                                             + w * (temp - 2.5))
+        return out
+
+
 class WeatherModel:
     """Regional weather for the simulated period, hourly, interpolated in between.
 
@@ -284,6 +330,7 @@ class WeatherModel:
                            latitude, longitude, altitude_m)
         self._table, self._rain, self._frost = hourly.table, hourly.rain, hourly.frost
         self._rain_cum = np.concatenate(([0.0], np.cumsum(self._rain)))
+        self._forcings: list[Forcing] = []
 
     def _position(self, t: datetime) -> float:
         x = (_seconds(t) - self._t0) / HOUR_S
@@ -305,7 +352,7 @@ class WeatherModel:
         rain = float(self._rain[min(int(x), len(self._rain) - 1)])
         cos_zenith, _, _ = _sun(_seconds(t), self.latitude, self.longitude)
         direction = math.degrees(math.atan2(row[_COL["wind_dir_sin"]], row[_COL["wind_dir_cos"]]))
-        return {
+        values = {
             "temperature_c": float(row[_COL["temperature_c"]]),
             "relative_humidity_pct": float(row[_COL["relative_humidity_pct"]]),
             "air_pressure_hpa": float(row[_COL["air_pressure_hpa"]]),
@@ -317,6 +364,13 @@ class WeatherModel:
             "dew_point_c": float(row[_COL["dew_point_c"]]),
             "road_surface_temperature_c": float(row[_COL["road_surface_temperature_c"]]),
         }
+        for forcing in self._forcings:
+            values = forcing.apply(values, t)
+        return values
+
+    def force(self, forcing: Forcing) -> None:
+        """Impose a spell of weather (see :class:`Forcing`) on every later :meth:`at`."""
+        self._forcings.append(forcing)
 
     def cloud_cover(self, t: datetime) -> float:
         """Cloud cover at ``t``, 0 (clear) .. 1 (overcast)."""
@@ -645,7 +699,8 @@ class BinModel:
     HISTORY_H = 48
 
     def __init__(self, seed: int, site_type: str, volume_l: float = 120.0, fill: float = 0.0,
-                 events: Sequence[Event] = (), start: datetime | None = None) -> None:
+                 events: Sequence[Event] = (), start: datetime | None = None,
+                 usage: float = 1.0) -> None:
         if site_type not in _SITES:
             raise ValueError(f"unknown site type {site_type!r}; one of {', '.join(SITE_TYPES)}")
         if volume_l <= 0:
@@ -656,7 +711,10 @@ class BinModel:
         self.events = tuple(events)
         self._windows = sorted((_seconds(e.start), _seconds(e.end), e.factor) for e in events)
         self._site = _SITES[site_type]
-        self.popularity = float(math.exp(0.2 * _rng(seed, _BIN_SITE).standard_normal()))
+        if usage <= 0:
+            raise ValueError("a bin's usage factor must be positive")
+        # The site rates are for a busy town; ``usage`` scales them for a quieter one.
+        self.popularity = usage * float(math.exp(0.2 * _rng(seed, _BIN_SITE).standard_normal()))
         self._residue_l = max(0.0, float(fill)) * self.volume_l
         self._added_l = 0.0
         self._time: float | None = None if start is None else _seconds(start)
@@ -867,6 +925,17 @@ class SoilModel:
 
         A watering at or before the last grid hour is applied in the next hour."""
         self._add_water(_seconds(t), litres / self.area_m2)
+
+    def withdraw_to(self, t: datetime, moisture_pct: float) -> None:
+        """Take water out at ``t`` so that the root zone holds at most ``moisture_pct`` (an
+        injected drought, simulator/incidents.py: a pit that no rain reaches, drying faster than
+        the weather would dry it). Call after :meth:`advance` to ``t``; no effect if drier."""
+        if self._now is None or self._time is None or _seconds(t) != self._time:
+            raise ValueError("advance the soil model to the time of the withdrawal first")
+        excess = self._now.water_mm - max(moisture_pct, 0.0) / 100.0 * self._depth
+        if excess > 0:
+            self._water_events.append((_seconds(t), -excess))
+            self._refresh()
 
     def advance(self, t1: datetime, weather: WeatherSource, irrigation_mm: float = 0.0
                 ) -> dict[str, float]:
@@ -1095,6 +1164,6 @@ class Battery:
         return volts + self._offset_v + jitter
 
 
-__all__ = ["BERLIN", "Battery", "BinModel", "Event", "OVERFLOW", "SITE_TYPES", "SoilModel",
-           "WeatherModel", "WeatherSource", "clear_sky_ghi", "clear_sky_radiation",
+__all__ = ["BERLIN", "Battery", "BinModel", "Event", "Forcing", "OVERFLOW", "SITE_TYPES",
+           "SoilModel", "WeatherModel", "WeatherSource", "clear_sky_ghi", "clear_sky_radiation",
            "hessian_public_holidays", "reference_et_mm_h", "site_weather_factor", "sun_clearness"]

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from simulator.incidents import Incident
+
 DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "main-kinzig.yaml"
 Kind = Literal["bin", "weather", "soil", "irrigation"]
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -51,6 +53,8 @@ class KindDefaults(BaseModel):
     volume_l: float = 120.0
     distance_empty_m: float = 1.0
     distance_full_m: float = 0.15
+    usage: float = Field(default=1.0, gt=0, description="bins: litter rates relative to the "
+                         "busy-town rates of simulator/physics.py")
 
 
 class Event(BaseModel):
@@ -69,6 +73,21 @@ class Schedule(BaseModel):
     time: dt.time = dt.time(7, 0)
 
 
+class Village(BaseModel):
+    """An outlying village (Ortsteil) of a municipality: a few bins, little use, far out.
+
+    Positions are approximate (distance and bearing from the town centre); what matters for
+    the planner is that they lie kilometres apart.
+    """
+
+    name: str
+    distance_km: float = Field(gt=0)
+    bearing_deg: float = 0.0
+    radius_m: float = 300.0
+    bins: dict[str, int] = {"bus_stop": 2}
+    usage: float = Field(default=0.4, gt=0, description="litter rates relative to the town's")
+
+
 class Municipality(BaseModel):
     name: str
     latitude: float
@@ -79,6 +98,7 @@ class Municipality(BaseModel):
     weather_stations: int = 1
     soil: dict[str, int] = {}  # tree | flower_bed -> count
     irrigation: int = 0
+    villages: list[Village] = []
     events: list[Event] = []
     collection: Schedule = Schedule(weekdays=["mon", "thu"])
     watering: Schedule = Schedule(weekdays=["tue", "fri"], time=dt.time(6, 0))
@@ -108,6 +128,7 @@ class Scenario(BaseModel):
     defaults: dict[Kind, KindDefaults]
     municipalities: list[Municipality]
     devices: list[DeviceEntry] = []
+    incidents: list[Incident] = []  # injected events (simulator/incidents.py)
 
 
 @dataclass(frozen=True)
@@ -126,6 +147,7 @@ class DeviceSpec:
     longitude: float
     interval_s: float
     attributes: dict[str, Any] = field(default_factory=dict)
+    usage: float = 1.0  # bins: litter rates relative to the scenario's (villages: less)
 
 
 def load(path: Path | str = DEFAULT_SCENARIO) -> Scenario:
@@ -163,12 +185,13 @@ def expand(scenario: Scenario, seed: int = 0) -> list[DeviceSpec]:
 
     def add(device_id: str, model: str, kind: Kind, site: str, town: Municipality | DeviceEntry,
             name: str, lat: float, lon: float, interval_min: float,
-            attributes: dict[str, Any]) -> None:
+            attributes: dict[str, Any], usage: float = 1.0) -> None:
         number = len(specs)
         eui = hashlib.sha256(f"{scenario.name}|{device_id}".encode()).hexdigest()[:10].upper()
         municipality = town.name if isinstance(town, Municipality) else town.municipality
         specs.append(DeviceSpec(number, device_id, f"70B3D5{eui}", model, kind, site,
-                                municipality, name, lat, lon, interval_min * 60, attributes))
+                                municipality, name, lat, lon, interval_min * 60, attributes,
+                                usage))
 
     for town in scenario.municipalities:
         town_slug = slug(town.name)
@@ -202,6 +225,25 @@ def expand(scenario: Scenario, seed: int = 0) -> list[DeviceSpec]:
             add(f"bewaess-{town_slug}-{i}", _pick(rng, d.model_mix), "irrigation",
                 "flower_bed", town, f"Bewässerung {i}, {town.name}", lat, lon, d.interval_min,
                 {})
+    # Villages after all towns, each with its own random stream, so that adding one moves
+    # nothing else.
+    for town in scenario.municipalities:
+        d = scenario.defaults["bin"] if town.villages else None
+        for village in town.villages:
+            rng = _rng(seed, scenario.name, town.name, village.name)
+            km = village.distance_km * 1000
+            a = math.radians(village.bearing_deg)
+            lat = town.latitude + km * math.cos(a) / 111_320
+            lon = town.longitude + km * math.sin(a) / (111_320 * math.cos(math.radians(lat)))
+            for site, count in sorted(village.bins.items()):
+                for i in range(1, count + 1):
+                    blat, blon = _offset(rng, lat, lon, village.radius_m)
+                    add(f"bin-{slug(village.name)}-{_SITE_CODES[site]}-{i:02d}",
+                        _pick(rng, d.model_mix), "bin", site, town,
+                        f"{_SITE_NAMES[site]} {i}, {village.name} ({town.name})", blat, blon,
+                        d.interval_min,
+                        {"volume_l": d.volume_l, "distance_empty_m": d.distance_empty_m,
+                         "distance_full_m": d.distance_full_m}, village.usage)
     for entry in scenario.devices:
         add(entry.device_id, entry.model, entry.kind, entry.site_type, entry, entry.device_id,
             entry.latitude, entry.longitude, entry.interval_min, dict(entry.attributes))
