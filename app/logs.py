@@ -10,7 +10,8 @@ import logging
 import sys
 from collections.abc import Iterable
 
-CONTEXT_FIELDS = ("device", "uplink", "source", "stage", "topic")
+CONTEXT_FIELDS = ("device", "uplink", "source", "stage", "topic", "plan_day", "kind", "vehicle",
+                  "alert", "rule")
 
 
 class SecretScrubber(logging.Filter):
@@ -58,6 +59,15 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def add_secrets(secrets: Iterable[str]) -> None:
+    """Scrub these too from now on (secrets read from files after start-up, e.g. the alert
+    routes' passwords)."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, SecretScrubber):
+                f.secrets.extend(s for s in secrets if s and s not in f.secrets)
 
 
 def configure(level: str = "INFO", fmt: str = "text", secrets: Iterable[str] = ()) -> None:

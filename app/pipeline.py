@@ -168,6 +168,9 @@ class Pipeline:
         # Messages taken from the queue (counted by the preparer) and finished (by the writer).
         self._taken = 0
         self._finished = 0
+        # Called by the writer after each commit with the devices whose new uplinks it stored
+        # (the alerts' "evaluate on every stored batch"); it must return at once.
+        self.on_committed: Callable[[set[str]], None] | None = None
 
     # --- intake ----------------------------------------------------------------------------
 
@@ -358,6 +361,13 @@ class Pipeline:
         for (outcome, source), n in outcomes.items():
             if outcome in counters:
                 counters[outcome].labels(source).inc(n)
+        if self.on_committed is not None and report.inserted:
+            devices = {item.uplink.device_id for item in prepared
+                       if item.inserted and item.uplink is not None}
+            try:
+                self.on_committed(devices)
+            except Exception:  # noqa: BLE001 - a listener's bug must not stop the writer
+                log.exception("after-commit listener failed")
 
     @staticmethod
     def _outcome(item: Prepared) -> Outcome:

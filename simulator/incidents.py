@@ -5,13 +5,21 @@ until the run ends). The engine asks :class:`Incidents` what it changes; the gro
 event log gets ``incident_start`` and ``incident_end`` rows (detail: the kind) so that an
 evaluation knows when each one began and ended.
 
-| kind | targets | what happens |
-|---|---|---|
-| ``fire`` | bins whose model reports a temperature (``generic/cayenne-lpp``) | the temperature inside the bin rises to ``temperature_c`` (default 90 °C) within ``ramp`` (10 min); at ``end`` it is put out and falls back to the air's within minutes (e-folding 10 min) |
-| ``tipped`` | bins with a distance sensor | knocked over: the lid sensor looks across the ground, ``distance_factor`` (1.6) × the empty bin's distance; righted at ``end`` (the litter goes back in) |
-| ``silent`` | any device | sends nothing (dead radio, a van parked on the antenna); the device and its physics go on; back at ``end`` with the next frame counter |
-| ``frost`` | towns (``municipalities``; none: every town) | a frost night forced on the weather: air towards ``temperature_c`` (-3 °C), humidity towards ``humidity_pct`` (96 %), calm, with ``ramp`` (2 h) in and out |
-| ``dry_spell`` | soil probes | no rain reaches the root zone and the crew skips it: the moisture falls linearly to ``moisture_pct`` (13 %) over ``ramp`` (24 h) and stays there; at ``end`` the crew waters it (``water_l``, 80 l) |
+- ``fire`` (bins whose model reports a temperature, e.g. ``generic/cayenne-lpp``): the
+  temperature inside the bin rises to ``temperature_c`` (default 90 °C) within ``ramp`` (10
+  min); at ``end`` it is put out and falls back to the air's (e-folding time 10 min). Bins of
+  such a model report the air's temperature otherwise.
+- ``tipped`` (bins with a distance sensor): knocked over, the lid sensor looks across the
+  ground, ``distance_factor`` (1.6) times the empty bin's distance; righted at ``end`` with the
+  litter back in.
+- ``silent`` (any device): sends nothing (a dead radio, a van parked on the antenna) while the
+  device and its physics go on; back at ``end`` with the next frame counter.
+- ``frost`` (towns, ``municipalities``; none: every town): a frost night forced on the weather
+  (:class:`simulator.physics.Forcing`): air towards ``temperature_c`` (-3 °C), humidity towards
+  ``humidity_pct`` (96 %), calm, with ``ramp`` (2 h) in and out.
+- ``dry_spell`` (soil probes): no rain reaches the root zone and no crew or controller waters
+  it; the moisture falls linearly to ``moisture_pct`` (13 %) over ``ramp`` (24 h) and stays
+  there; at ``end`` the crew waters it (``water_l``, 80 l).
 
 A scenario file may list them under ``incidents:``; ``Simulation(incidents=...)`` adds more.
 """

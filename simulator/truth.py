@@ -25,7 +25,8 @@ class EventRow:
     time: datetime
     device_id: str
     event: str  # uplink, lost, duplicate, late, bad_frame, bad_json, rejoin, simulated, glitch,
-    #             emptied, watered, disconnect
+    #             emptied, watered, disconnect, incident_start, incident_end (detail: the
+    #             kind; simulator/incidents.py)
     detail: str = ""
 
 
