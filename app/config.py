@@ -77,6 +77,18 @@ class Settings(BaseSettings):
     http_port: int = 8080
     webhook_secret: SecretStr | None = None
     api_tokens: Annotated[list[SecretStr], NoDecode] = []
+    # Roles (docs/web.md): api_tokens admin (every write), crew_tokens mark stops done and
+    # acknowledge alerts, read_tokens only read. Without read tokens, reads need no token.
+    crew_tokens: Annotated[list[SecretStr], NoDecode] = []
+    read_tokens: Annotated[list[SecretStr], NoDecode] = []
+
+    # --- web view (app/web) -------------------------------------------------------------------
+    map_tile_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+        description="Map tiles of the route page ({z}/{x}/{y}); empty: no tiles, the "
+                    "schematic sketch only (no request leaves for a tile server)")
+    map_attribution: str = Field(default="© OpenStreetMap-Mitwirkende",
+                                 description="Shown on the map; the tile server's licence")
 
     # --- ingest pipeline --------------------------------------------------------------------
     queue_max: int = Field(default=50_000, ge=100, description="Uplinks buffered in memory.")
@@ -96,6 +108,24 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="How often bin stops are confirmed by the sensor's drop; "
                                         "0: never")
 
+    # --- alerts (alerts/, app/alerting.py, docs/alerts.md) ------------------------------------
+    alert_rules: Path | None = Field(
+        default=None, description="Site alert rules YAML, overriding and extending "
+                                  "alerts/default_rules.yaml by rule id; unset: the defaults")
+    alert_routes: Path | None = Field(
+        default=None, description="Notification channels and routes YAML (webhook, e-mail, "
+                                  "MQTT, quiet hours); unset: alerts are recorded, nobody is "
+                                  "notified")
+    alert_interval_s: float = Field(
+        default=300.0, ge=0, description="Evaluate all devices this often (offline devices, "
+                                         "reminders, notifications held by quiet hours); 0: "
+                                         "never")
+    alert_on_batch: bool = Field(
+        default=True, description="Evaluate the devices of each stored batch")
+    alert_batch_delay_s: float = Field(
+        default=5.0, ge=0, description="Batch evaluations at most this often; the devices of "
+                                       "the batches in between are evaluated together")
+
     # --- logging -----------------------------------------------------------------------------
     log_level: str = "INFO"
     log_format: Literal["text", "json"] = "text"
@@ -105,12 +135,12 @@ class Settings(BaseSettings):
     def _topics(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("api_tokens", mode="before")
+    @field_validator("api_tokens", "crew_tokens", "read_tokens", mode="before")
     @classmethod
     def _tokens(cls, value: object) -> object:
         return _split_list(value)
 
-    @field_validator("api_tokens")
+    @field_validator("api_tokens", "crew_tokens", "read_tokens")
     @classmethod
     def _tokens_long_enough(cls, value: list[SecretStr]) -> list[SecretStr]:
         for token in value:
@@ -124,6 +154,16 @@ class Settings(BaseSettings):
         # An empty secret would match a request that sends none.
         if value is not None and len(value.get_secret_value()) < 16:
             raise ValueError("the webhook secret must be at least 16 characters long")
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _map_tile_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith(("https://", "http://"))
+                      or not all(part in value for part in ("{z}", "{x}", "{y}"))):
+            raise ValueError("map_tile_url must be an http(s) URL with {z}, {x} and {y}, "
+                             "or empty")
         return value
 
     @field_validator("plan_at")
@@ -142,6 +182,7 @@ class Settings(BaseSettings):
         values = [
             s.get_secret_value()
             for s in (self.mqtt_password, self.webhook_secret, *self.api_tokens,
+                      *self.crew_tokens, *self.read_tokens,
                       *self.backfill_api_keys.values())
             if s is not None
         ]

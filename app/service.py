@@ -8,6 +8,7 @@ import psycopg
 
 from psycopg_pool import ConnectionPool
 
+from app.alerting import Alerting, AlertingJob
 from app.backfill import Backfiller
 from app.config import Settings
 from app.gaps import GapMetrics
@@ -42,6 +43,14 @@ class Service:
                                  lambda: self.pool.connection(timeout=10))
         self.planning_job = PlanningJob(self.planning, settings.plan_at,
                                         settings.plan_confirm_interval_s)
+        # Broken alert rules or routes stop the start here too, with the rule id.
+        self.alerting = Alerting.from_settings(settings.alert_rules, settings.alert_routes,
+                                               lambda: self.pool.connection(timeout=10),
+                                               self.planning.config)
+        self.alerting_job = AlertingJob(self.alerting, settings.alert_interval_s,
+                                        settings.alert_batch_delay_s)
+        if settings.alert_on_batch:
+            self.pipeline.on_committed = self.alerting_job.request
         if self.mqtt is not None:
             self.mqtt.on_disconnected = self.outages.mqtt_down
             self.mqtt.on_connected = self._connected
@@ -63,6 +72,7 @@ class Service:
         if self.backfill is not None:
             self.backfill.start()
         self.planning_job.start()
+        self.alerting_job.start()
         if self.mqtt is not None:
             self.mqtt.start()
         else:
@@ -91,6 +101,7 @@ class Service:
         if self.backfill is not None:
             self.backfill.stop()
         self.planning_job.stop()
+        self.alerting_job.stop()
         left = self.pipeline.stop()
         self.outages.stop()
         if left:

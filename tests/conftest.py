@@ -33,7 +33,8 @@ for _name in list(os.environ):
         del os.environ[_name]
 
 TABLES = ("devices", "raw_uplinks", "readings", "latest_readings", "ingest_errors",
-          "backfill_runs", "intake_outages", "intake_heartbeat", "route_plans", "route_stops")
+          "backfill_runs", "intake_outages", "intake_heartbeat", "route_plans", "route_stops",
+          "alerts", "alert_notifications")
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:

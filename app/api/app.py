@@ -5,11 +5,12 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
-from app import __version__
-from app.api import devices, export, gaps, health, ingest, routes, series
+from app import __version__, web
+from app.api import alerts, devices, export, forecasts, gaps, health, ingest, routes, series
 from app.api.caching import ConditionalGetMiddleware, FreezeStartupHeap
+from app.api.deps import Reader
 from app.sources import webhook
 
 if TYPE_CHECKING:
@@ -20,7 +21,11 @@ LoRaWAN sensors of a municipal works yard (Bauhof): litter-bin fill levels, weat
 moisture. Uplinks arrive from The Things Stack (MQTT or webhook) or ChirpStack, are decoded and
 stored once; this API serves devices, their latest values and their readings over time.
 
-Write endpoints need `Authorization: Bearer <token>` with a token from `BAUHOF_API_TOKENS`.
+Access by bearer token (`Authorization: Bearer <token>`), three roles:
+`BAUHOF_API_TOKENS` (admin: every write), `BAUHOF_CREW_TOKENS` (crews: mark route stops done,
+acknowledge alerts), `BAUHOF_READ_TOKENS` (dashboards: read only). While read tokens are
+configured, every `GET /api/v1/...` needs one of the three; without them reading is open.
+The crews' web pages are at `/tagesroute` and `/uebersicht`.
 """
 
 
@@ -36,7 +41,7 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
                 service.stop()
 
     app = FastAPI(title="bauhof-sense", version=__version__, description=DESCRIPTION,
-                  lifespan=lifespan)
+                  lifespan=lifespan, dependencies=[Reader])
     app.state.service = service
     limit = service.settings.max_message_bytes
 
@@ -52,10 +57,6 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
     app.add_middleware(ConditionalGetMiddleware, paths={"/api/v1/decoders": 3600})
     app.add_middleware(FreezeStartupHeap)  # no 50 ms garbage-collector pauses in requests
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
     app.include_router(health.router)
     app.include_router(devices.router)
     app.include_router(series.router)
@@ -63,5 +64,9 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
     app.include_router(gaps.router)
     app.include_router(ingest.router)
     app.include_router(routes.router)
+    app.include_router(alerts.router)
     app.include_router(webhook.router)
+    app.include_router(forecasts.router)
+    app.include_router(web.router)  # / -> /tagesroute, the crews' pages
+    web.mount_static(app)
     return app

@@ -1,15 +1,16 @@
-"""Short dependency aliases: a database connection, the service, an authorised writer."""
+"""Short dependency aliases: a database connection, the service, and access by token role."""
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 if TYPE_CHECKING:
+    from app.config import Settings
     from app.service import Service
 
 
@@ -27,25 +28,88 @@ def get_conn(request: Request) -> Iterator[psycopg.Connection]:
                             "database unavailable") from err
 
 
-_bearer = HTTPBearer(auto_error=False, description="An API token from BAUHOF_API_TOKENS")
+# --- access: three roles from the settings (docs/web.md) ---------------------------------------
+#
+#   admin  BAUHOF_API_TOKENS    every write (plan, configure devices, ...) and every read
+#   crew   BAUHOF_CREW_TOKENS   mark stops done/undone, acknowledge alerts, and read
+#   read   BAUHOF_READ_TOKENS   read only (dashboards)
+#
+# Reads (GET /api/v1/...) need a token only while read tokens are configured. Tokens stand for
+# a role (per vehicle or dashboard if one likes), never for a person: nothing records who.
+
+Role = Literal["read", "crew", "admin"]
+_RANK: dict[str, int] = {"read": 1, "crew": 2, "admin": 3}
+
+_bearer = HTTPBearer(auto_error=False,
+                     description="A token from BAUHOF_API_TOKENS (admin) or BAUHOF_CREW_TOKENS "
+                                 "(crew); reads take BAUHOF_READ_TOKENS too")
 
 
-def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    tokens = request.app.state.service.settings.api_tokens
-    if not tokens:
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "writes are disabled: no API tokens configured (BAUHOF_API_TOKENS)")
-    given = credentials.credentials.encode() if credentials else b""
-    # Compare against every token, in constant time, so timing tells nothing.
-    matches = [hmac.compare_digest(given, t.get_secret_value().encode()) for t in tokens]
-    if not any(matches):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong API token",
-                            headers={"WWW-Authenticate": "Bearer"})
+def token_role(settings: "Settings", given: str | None) -> Role | None:
+    """The highest role a token has, None for no or an unknown token.
+
+    Compares against every configured token in constant time, so timing tells nothing about
+    which list (or which characters) nearly matched.
+    """
+    candidate = (given or "").encode()
+    found: Role | None = None
+    for role, tokens in (("admin", settings.api_tokens), ("crew", settings.crew_tokens),
+                         ("read", settings.read_tokens)):
+        for token in tokens:
+            if hmac.compare_digest(candidate, token.get_secret_value().encode()):
+                if found is None or _RANK[role] > _RANK[found]:
+                    found = role  # type: ignore[assignment]
+    return found
+
+
+def _unauthorised() -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong API token",
+                         headers={"WWW-Authenticate": "Bearer"})
+
+
+def _require(minimum: Role):
+    def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Role:
+        settings = request.app.state.service.settings
+        if minimum == "admin" and not settings.api_tokens:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "writes are disabled: no API "
+                                "tokens configured (BAUHOF_API_TOKENS)")
+        if minimum == "crew" and not (settings.api_tokens or settings.crew_tokens):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "writes are disabled: no crew or "
+                                "API tokens configured (BAUHOF_CREW_TOKENS, BAUHOF_API_TOKENS)")
+        role = token_role(settings, credentials.credentials if credentials else None)
+        if role is None:
+            raise _unauthorised()
+        if _RANK[role] < _RANK[minimum]:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                f"a {role} token may not do this; it needs a {minimum} token")
+        return role
+
+    check.__name__ = f"require_{minimum}"
+    return check
+
+
+require_token = _require("admin")   # the writes of the API (historic name)
+require_crew = _require("crew")
+
+
+def require_reader(request: Request) -> None:
+    """App-wide: with read tokens configured, GET/HEAD under /api/v1/ need a read, crew or
+    admin token; without them reads stay open. Pages, /health and /metrics are never
+    affected."""
+    settings = request.app.state.service.settings
+    if (not settings.read_tokens or request.method not in ("GET", "HEAD")
+            or not request.url.path.startswith("/api/v1/")):
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or token_role(settings, given.strip()) is None:
+        raise _unauthorised()
 
 
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 ServiceDep = Annotated["Service", Depends(get_service)]
-Writer = Depends(require_token)
+Writer = Depends(require_token)     # admin
+Crew = Depends(require_crew)        # crew or admin
+Reader = Depends(require_reader)    # app-wide, see create_app

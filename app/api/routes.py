@@ -9,7 +9,8 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import planning
-from app.api.deps import Conn, ServiceDep, Writer
+from app.api.caching import cacheable
+from app.api.deps import Conn, Crew, ServiceDep, Writer
 from app.planning import StoredPlan, StoredStop
 
 router = APIRouter(prefix="/api/v1", tags=["routes"])
@@ -138,7 +139,13 @@ def _day_routes(service, day: dt.date, plans: list[StoredPlan]) -> DayRoutes:
                      plans=[PlanOut.of(p) for p in plans])
 
 
-@router.get("/routes", response_model=DayRoutes, summary="The day's route plans per vehicle")
+# Crews' pages and dashboards poll this; an unchanged day costs a 304 (ETag of the body).
+ROUTES_MAX_AGE = 5
+
+
+@router.get("/routes", response_model=DayRoutes, summary="The day's route plans per vehicle",
+            dependencies=[cacheable(ROUTES_MAX_AGE)],
+            responses={304: {"description": "Not modified: the If-None-Match tag is current"}})
 def get_routes(conn: Conn, service: ServiceDep,
                date: dt.date | None = Query(default=None, examples=["2026-05-04"],
                                             description="default: today (local)"),
@@ -175,9 +182,13 @@ def plan_now(service: ServiceDep, request: PlanRequest) -> DayRoutes:
     return _day_routes(service, day, plans or [])
 
 
-@router.patch("/routes/{plan_id}/stops/{seq}", response_model=StopOut, dependencies=[Writer],
-              summary="Mark a stop done by the crew, or take that back (needs an API token)",
-              responses={404: {"description": "no such plan or stop"}})
+@router.patch("/routes/{plan_id}/stops/{seq}", response_model=StopOut, dependencies=[Crew],
+              summary="Mark a stop done by the crew, or take that back (needs a crew token)",
+              description="A crew token (`BAUHOF_CREW_TOKENS`) or an admin token "
+                          "(`BAUHOF_API_TOKENS`). `done_by` becomes `crew`: the token says "
+                          "which role, never which person.",
+              responses={403: {"description": "a read token, or no crew/API tokens configured"},
+                         404: {"description": "no such plan or stop"}})
 def set_stop(conn: Conn, service: ServiceDep, plan_id: Annotated[int, Path(ge=1)],
              seq: Annotated[int, Path(ge=1)], body: StopStatus) -> StopOut:
     now = dt.datetime.now(dt.timezone.utc)
