@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -46,6 +47,12 @@ TILE_HOST = "tile.openstreetmap.org"
 # A 1x1 grey PNG: a map tile from a "tile server" that answers.
 TILE_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAAAAAA6fptVAAAACklEQVR4nGPY2QAAAmABMBhuBZUAAAAASUVORK5CYII=")
+
+# CI sets BAUHOF_TEST_REQUIRE_BROWSER=1: there a missing browser is a failure, not a skip.
+_REQUIRED = os.environ.get("BAUHOF_TEST_REQUIRE_BROWSER") == "1"
+if _REQUIRED and (sync_playwright is None or not Path(CHROMIUM).exists()):
+    raise RuntimeError("BAUHOF_TEST_REQUIRE_BROWSER=1 but Playwright or Debian's chromium is "
+                       "missing")
 
 pytestmark = [
     pytest.mark.skipif(sync_playwright is None,
