@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from alerts import messages
 from alerts.params import Severity
 from app.alerting import AlertNotFound
+from app.api.caching import cacheable
 from app.api.deps import Conn, Crew, ServiceDep
+
+ALERTS_MAX_AGE = 5  # dashboards poll; an unchanged list costs a 304
 
 router = APIRouter(prefix="/api/v1", tags=["alerts"])
 
@@ -78,7 +81,7 @@ def _out(service, row: tuple) -> AlertOut:
                     title_en=_title(service, values["rule_id"], "en"))
 
 
-@router.get("/alerts", response_model=list[AlertOut])
+@router.get("/alerts", response_model=list[AlertOut], dependencies=[cacheable(ALERTS_MAX_AGE)])
 def list_alerts(
     conn: Conn,
     service: ServiceDep,
@@ -164,7 +167,7 @@ class RuleOut(BaseModel):
     title_en: str
 
 
-@router.get("/alert-rules", response_model=list[RuleOut])
+@router.get("/alert-rules", response_model=list[RuleOut], dependencies=[cacheable(60)])
 def alert_rules(service: ServiceDep) -> list[RuleOut]:
     """The rules in force: the defaults with the site's file (BAUHOF_ALERT_RULES) applied."""
     return [RuleOut(**rule.as_yaml_dict(), title_de=_title(service, rule.id, "de"),
