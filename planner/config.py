@@ -92,9 +92,9 @@ class PlannerConfig(BaseModel):
                                   description="prize of such a bin, metres")
     use_rounds: bool = Field(default=True, description="keep the towns' round days "
                              "(fixed_schedule) and choose the bins on them by forecast")
-    emergency_h: float = Field(default=24.0, ge=0, description="between rounds, a bin that "
-                               "would stand full longer than this before the next round is "
-                               "fetched on an extra trip")
+    emergency_h: float | None = Field(
+        default=None, ge=0, description="between rounds, a bin that would stand full longer "
+        "than this before the next round is fetched on an extra trip; None: no extra trips")
     must_safety: float = Field(default=1.3, ge=1.0,
                                description="the forecast growth until the next shift is taken "
                                            "this many times when deciding must-go")

@@ -143,8 +143,8 @@ def _must(f: FillForecast, full_pct: float, config: PlannerConfig, next_mid: flo
     round_today, next_round_mid = town_round
     if round_today:
         return _pessimistic(f, next_round_mid, config.must_safety) >= full_pct
-    if _pessimistic(f, next_mid, config.must_safety) < full_pct:
-        return False  # it can wait until the next working day at least
+    if config.emergency_h is None or _pessimistic(f, next_mid, config.must_safety) < full_pct:
+        return False  # no extra trips, or it can wait until the next working day at least
     full_at = f.full_at if f.full_at is not None else math.inf
     return next_round_mid - full_at > config.emergency_h * 3600
 

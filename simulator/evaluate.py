@@ -147,10 +147,10 @@ def run_one(job: tuple[str, int, float, str, str | None, float]) -> dict:
 
 
 COLUMNS = (("policy", "policy", "{}"), ("km", "km", "{:,.0f}"),
-           ("truck_hours", "truck hours", "{:,.1f}"), ("visits", "bin visits", "{:,}"),
-           ("overflow_bin_hours", "overflow bin-hours", "{:,}"),
+           ("truck_hours", "truck hours", "{:,.1f}"), ("visits", "bin visits", "{:,.0f}"),
+           ("overflow_bin_hours", "overflow bin-hours", "{:,.0f}"),
            ("fill_at_emptying_pct", "mean fill at emptying %", "{:.1f}"),
-           ("must_unserved", "must-go unserved", "{}"))
+           ("must_unserved", "must-go unserved", "{:.0f}"))
 
 
 def summarise(rows: list[dict]) -> list[dict]:
