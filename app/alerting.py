@@ -456,6 +456,8 @@ class AlertingJob:
                              "%d closed in %.2f s", what, report.devices, report.count("opened"),
                              report.count("reminder"), report.count("closed"), report.seconds)
             except psycopg.OperationalError as err:  # database away: the next round retries
+                if self._stopping:
+                    return  # the service closed the pool under a cycle that outlived stop()
                 self.last_error = type(err).__name__
                 log.warning("alert evaluation: database unavailable: %s",
                             str(err).strip().splitlines()[0] if str(err) else err)
