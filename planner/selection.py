@@ -1,18 +1,21 @@
 """Which bins to empty today: must-go, may-go or skip, from their forecasts.
 
-A bin is **must-go** when, left alone, it would be full before it could be emptied on the next
-working day: its level now plus the growth the forecast expects until the middle of the next
-shift (a stop late in that shift is as likely as an early one), times ``must_safety``, reaches
-its full mark. Bins already full are must-go too.
+A bin is **must-go** when, left alone, it would be full before it could next be emptied: its
+level now plus the growth the forecast expects until the middle of that next shift (a stop late
+in a shift is as likely as an early one), times ``must_safety``, reaches its full mark. "Next" is
+the next working day, or, for a town with round days (``fixed_schedule`` with ``use_rounds``),
+the town's next round; between rounds only a bin that would stand full for ``emergency_h`` gets
+an extra trip (see ``_must``). Bins already full are must-go too.
 
 A bin is **may-go** when it is at least ``may_min_pct`` full by the middle of today's shift and
 would be full within ``may_horizon_days`` after the next shift. It carries a prize, in metres of
 driving it is worth: what emptying it now spares — ``may_value_m`` plus ``may_trip_share`` of
 the round trip from the depot that a later visit would cost — for a standard (120 l) bin that
 would be full right after the next shift, falling linearly to nothing at the horizon, scaled by
-volume. The solver takes it when its detour costs less than that: while a truck is out in a far
-village, the bins there that will be full on Thursday are taken along; a bin that can wait a
-week is not.
+volume. The solver takes it when its detour costs less than that: a bin beside today's route
+that will be full on Thursday is taken along; a bin that can wait a week is not. With
+``bundle_days``, bins of a town visited today anyway that would be due within that many days
+get ``bundle_value_m`` instead.
 
 Everything else is skipped, including bins without readings (nothing is known; they show up in
 the gaps and alerts, not on a route).
