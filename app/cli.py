@@ -101,6 +101,30 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_plans(service, url: str) -> None:
+    """The next rounds from the loaded week, so that the crews' pages show a route."""
+    import time
+
+    from planner.config import WEEKDAYS
+    from planner.plan import next_working_day, shift_window
+
+    deadline = time.monotonic() + 120
+    time.sleep(2)  # the last messages on their way through the broker
+    while service.pipeline.pending() and time.monotonic() < deadline:
+        time.sleep(0.5)  # let the history reach the database first
+    config = service.planning.config
+    day = service.planning.today()
+    if (time.time() > shift_window(day, config)[0]
+            or WEEKDAYS[day.weekday()] not in config.working_days):
+        day = next_working_day(day, config)  # today's shift has begun: plan the next one
+    for kind in ("collection", "watering"):
+        try:
+            service.planning.plan(day, kind, force=True)
+        except Exception as err:  # noqa: BLE001 - a demo without a route still demonstrates
+            log.warning("demo: no %s plan for %s: %s", kind, day, err)
+    print(f"Routes for {day:%d.%m.%Y}: {url}/tagesroute?datum={day.isoformat()}", flush=True)
+
+
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import datetime, timedelta, timezone
 
@@ -110,9 +134,10 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from simulator.sinks import MqttSink
 
     scenario = load()
-    # Begin a few hours back so that the accelerated clock starts with a history.
-    simulation = Simulation(scenario, seed=args.seed,
-                            start=datetime.now(timezone.utc) - timedelta(hours=6),
+    # A week of history first, sent at full speed, so that forecasts, routes and alerts have
+    # something to work on; then the fleet goes on at --speed (1: live, in step with the clock).
+    started = datetime.now(timezone.utc)
+    simulation = Simulation(scenario, seed=args.seed, start=started - timedelta(days=7),
                             duration=timedelta(days=365))
     stop = threading.Event()
     with database(settings) as conninfo, broker(settings) as settings:
@@ -125,9 +150,17 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                                      DeviceSettings(**device_settings(device.spec)))
             service.pipeline.invalidate_devices()
             sink = MqttSink(settings.mqtt_host, settings.mqtt_port, client_id="bauhof-demo")
+            # The history at a rate the broker and the embedded database keep up with.
+            history = MqttSink(settings.mqtt_host, settings.mqtt_port,
+                               client_id="bauhof-demo-history", max_rate=2000)
 
             def simulate() -> None:
                 try:
+                    simulation.run([history], stop=stop, until=datetime.now(timezone.utc))
+                    history.close()
+                    if stop.is_set():
+                        return
+                    _demo_plans(service, url)
                     simulation.run([sink], speed=args.speed, stop=stop)
                 finally:
                     sink.close()
@@ -144,8 +177,9 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
                 f"Bodenfeuchtesensoren und {kinds.get('irrigation', 0)} Bewässerungssteuerungen in "
                 f"{len(scenario.municipalities)} Orten senden über MQTT "
                 f"({settings.mqtt_host}:{settings.mqtt_port}); die simulierte Zeit läuft "
-                f"{args.speed:g}-mal schneller.\n"
+                f"{args.speed:g}-mal so schnell wie die Uhr, nach einer Woche Vorgeschichte.\n"
                 f"Open {url}/api/v1/latest   (devices: {url}/api/v1/devices, API: {url}/docs)\n"
+                f"Crews: {url}/tagesroute and {url}/uebersicht (routes once the week is loaded)\n"
                 "Stop with Ctrl+C.", flush=True)
 
         try:
@@ -291,8 +325,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run", help="ingest (MQTT, webhooks) and serve the API")
     sub.add_parser("migrate", help="apply database migrations and exit")
     demo = sub.add_parser("demo", help="run everything with the simulated Main-Kinzig fleet")
-    demo.add_argument("--speed", type=float, default=30.0,
-                      help="simulated seconds per real second (default 30)")
+    demo.add_argument("--speed", type=float, default=1.0,
+                      help="after the week of history: simulated seconds per real second "
+                           "(default 1, live)")
     demo.add_argument("--seed", type=int, default=0)
     simulate = sub.add_parser("simulate", help="run a simulated Bauhof that speaks TTS")
     from simulator.runner import add_arguments

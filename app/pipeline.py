@@ -174,6 +174,10 @@ class Pipeline:
 
     # --- intake ----------------------------------------------------------------------------
 
+    def pending(self) -> int:
+        """Messages accepted but not yet taken by the writer."""
+        return len(self._queue)
+
     def submit(self, message: Message, timeout: float | None = None) -> bool:
         """Queue a message. Blocks while the queue is full, up to ``timeout`` (None: forever).
 

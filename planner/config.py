@@ -94,7 +94,8 @@ class PlannerConfig(BaseModel):
                              "(fixed_schedule) and choose the bins on them by forecast")
     emergency_h: float | None = Field(
         default=None, ge=0, description="between rounds, a bin that would stand full longer "
-        "than this before the next round is fetched on an extra trip; None: no extra trips")
+        "than this before the next round is fetched on an extra trip; None: only bins already "
+        "full are")
     must_safety: float = Field(default=1.3, ge=1.0,
                                description="the forecast growth until the next shift is taken "
                                            "this many times when deciding must-go")

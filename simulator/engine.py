@@ -337,16 +337,25 @@ class Simulation:
     # --- running -------------------------------------------------------------------------------
 
     def run(self, sinks: Iterable[Sink], speed: float | None = None,
-            stop: threading.Event | None = None) -> Report:
-        """Run to the end (or until ``stop`` is set) and hand every message to every sink."""
+            stop: threading.Event | None = None, until: datetime | None = None) -> Report:
+        """Run to the end (or until ``stop`` is set) and hand every message to every sink.
+
+        ``until``: pause before the first action at or after this time; a later ``run``
+        resumes there (the demo loads a week of history at full speed, then goes on live).
+        """
         sinks = list(sinks)
         wall_start = wallclock.monotonic()
+        origin = self.now  # a resumed run paces from where the last one paused
         while self._heap and not (stop is not None and stop.is_set()):
             action = heapq.heappop(self._heap)
+            if until is not None and action.at >= until:
+                heapq.heappush(self._heap, action)
+                self.report.wall_s += wallclock.monotonic() - wall_start
+                return self.report
             if action.at >= self.end and action.kind != "deliver":
                 continue
             if speed is not None:
-                due = wall_start + (action.at - self.start).total_seconds() / speed
+                due = wall_start + (action.at - origin).total_seconds() / speed
                 delay = due - wallclock.monotonic()
                 if delay > 0:
                     if stop is not None:
@@ -356,7 +365,7 @@ class Simulation:
                         wallclock.sleep(delay)
             self.now = action.at
             getattr(self, f"_on_{action.kind}")(action, sinks)
-        self.report.wall_s = wallclock.monotonic() - wall_start
+        self.report.wall_s += wallclock.monotonic() - wall_start
         self.truth.close()
         return self.report
 
