@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ContextManager, Literal
 from zoneinfo import ZoneInfo
@@ -147,19 +147,15 @@ def load_plans(conn: psycopg.Connection, day: dt.date, kind: Kind | None = None,
     for row in plans:
         plan = StoredPlan(*row, stops=stops.get(row[0], []))
         if tz is not None:
-            plan = _replace(plan, start_at=plan.start_at.astimezone(tz),
+            plan = replace(plan, start_at=plan.start_at.astimezone(tz),
                             created_at=plan.created_at.astimezone(tz))
         out.append(plan)
     return out
 
 
 def _in_tz(stop: StoredStop, tz: ZoneInfo) -> StoredStop:
-    return _replace(stop, eta=stop.eta.astimezone(tz),
+    return replace(stop, eta=stop.eta.astimezone(tz),
                     done_at=stop.done_at.astimezone(tz) if stop.done_at else None)
-
-
-def _replace(obj, **changes):
-    return type(obj)(**{**obj.__dict__, **changes})
 
 
 def set_stop_status(conn: psycopg.Connection, plan_id: int, seq: int,

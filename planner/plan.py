@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -149,19 +149,10 @@ def plan_day(day: dt.date, kind: Kind, places: Sequence[Place], config: PlannerC
         raise ValueError(f"no vehicle is configured for {kind}")
     plan = _route(day, kind, list(places), vehicles, config, matrices, limit, seed, depart_at)
     if baseline is not None:
-        fixed = _route(day, kind, [_required(p) for p in baseline], vehicles, config, matrices,
-                       limit / 2, seed, None)
-        plan = _replace(plan, baseline_distance_m=fixed.distance_m,
-                        baseline_stops=fixed.stops)
-    return _replace(plan, solve_s=time.monotonic() - started)
-
-
-def _required(place: Place) -> Place:
-    return Place(**{**place.__dict__, "reason": "must", "prize_m": 0})
-
-
-def _replace(plan: DayPlan, **changes) -> DayPlan:
-    return DayPlan(**{**plan.__dict__, **changes})
+        fixed = _route(day, kind, [replace(p, reason="must", prize_m=0) for p in baseline],
+                       vehicles, config, matrices, limit / 2, seed, None)
+        plan = replace(plan, baseline_distance_m=fixed.distance_m, baseline_stops=fixed.stops)
+    return replace(plan, solve_s=time.monotonic() - started)
 
 
 def _vehicles(kind: Kind, config: PlannerConfig) -> list:
@@ -210,10 +201,8 @@ def _route(day: dt.date, kind: Kind, places: list[Place], vehicles: list, config
     if not solution.feasible:
         # Too many must-goes for the fleet today: serve as many as fit, most urgent first
         # (they keep a prize no detour outweighs) and say which were left.
-        relaxed = tuple(
-            routing.Stop(s.id, s.index, s.demand, s.service_s, False,
-                         s.prize if not s.required else MUST_PRIZE, s.tw_early, s.tw_late)
-            for s in stops)
+        relaxed = tuple(replace(s, required=False, prize=MUST_PRIZE) if s.required else s
+                        for s in stops)
         problem = routing.Problem(distance, duration, relaxed, fleet)
         solution = routing.solve(problem, limit, seed)
     by_id = {p.id: p for p in places}

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from decoders.normalize import fill_level_pct
 from planner import config as planner_config
 from planner.config import PlannerConfig
 from planner.plan import DayPlan
@@ -87,8 +88,6 @@ class ClosedLoop(Simulation):
             hour += timedelta(hours=1)
 
     def _reading(self, t: datetime, spec: DeviceSpec, measured: dict[str, float]) -> None:
-        from decoders.normalize import fill_level_pct
-
         level = fill_level_pct(measured.get("distance_m"), spec.attributes)
         if level is not None:
             self.history[spec.device_id].add(t.timestamp(), level)
