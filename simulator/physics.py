@@ -36,6 +36,7 @@ Models:
 """
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -331,6 +332,11 @@ class WeatherModel:
         self._table, self._rain, self._frost = hourly.table, hourly.rain, hourly.frost
         self._rain_cum = np.concatenate(([0.0], np.cumsum(self._rain)))
         self._forcings: list[Forcing] = []
+
+    @property
+    def last(self) -> datetime:
+        """The last time the weather is modelled for."""
+        return _utc(float(self._times[-1]))
 
     def _position(self, t: datetime) -> float:
         x = (_seconds(t) - self._t0) / HOUR_S
@@ -748,6 +754,35 @@ class BinModel:
         for hour in [h for h in self._hours if h < horizon]:
             del self._hours[hour]
         return self.fill
+
+    def fill_ahead(self, times: Sequence[datetime], weather: WeatherSource) -> list[float]:
+        """The fill at each of ``times`` (ascending; before the last advance: the fill now) if
+        nobody empties it, leaving this bin as it is: what a clairvoyant would know. The same
+        litter arrives as in the run itself (deposits depend on the hour, not on when they are
+        asked for)."""
+        ahead = self._copy()
+        return [ahead.advance(t, weather) if ahead._time is None or _seconds(t) >= ahead._time
+                else ahead.fill for t in times]
+
+    def days_to_full(self, start: datetime, weather: WeatherSource,
+                     horizon_days: float = 21.0) -> float:
+        """Days this bin, emptied completely at ``start``, would take to be full (inf beyond
+        the horizon), to the hour; the bin itself is left as it is."""
+        ahead = self._copy()
+        ahead._pending = []
+        ahead._time = ahead._last_empty = _seconds(start)
+        ahead._residue_l = ahead._added_l = 0.0
+        for hour in range(1, int(horizon_days * 24) + 1):
+            if ahead.advance(start + timedelta(hours=hour), weather) >= 1.0:
+                return hour / 24.0
+        return math.inf
+
+    def _copy(self) -> "BinModel":
+        twin = copy.copy(self)
+        twin._pending = list(self._pending)
+        twin._hours = dict(self._hours)
+        twin._day_factors = dict(self._day_factors)
+        return twin
 
     def empty(self, t: datetime) -> None:
         """A crew emptied the bin at ``t``: the fill drops to a small residue."""

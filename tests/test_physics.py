@@ -342,6 +342,32 @@ def test_fill_does_not_depend_on_how_often_the_bin_is_asked() -> None:
                                                           rel=1e-12)
 
 
+def test_looking_ahead_sees_the_fill_the_bin_will_have_and_changes_nothing() -> None:
+    start = local(2026, 5, 4)
+    bin_ = BinModel(4, "town_centre", fill=0.2, start=start)
+    bin_.advance(start + timedelta(hours=10), MILD)
+    now = bin_.fill
+    later = [start + timedelta(hours=h) for h in (8, 24, 48, 72)]
+    ahead = bin_.fill_ahead(later, MILD)
+    assert bin_.fill == now                       # the bin itself has not moved on
+    assert ahead[0] == now                        # a time already past: the fill now
+    assert ahead[1] < ahead[2] < ahead[3]
+    for t, expected in zip(later[1:], ahead[1:]):
+        assert bin_.advance(t, MILD) == pytest.approx(expected, rel=1e-12)
+
+
+def test_days_to_full_counts_from_an_empty_bin_with_the_litter_of_the_run() -> None:
+    start = local(2026, 5, 4, 9)
+    bin_ = BinModel(5, "bus_stop", fill=0.5, start=local(2026, 5, 4))
+    days = bin_.days_to_full(start, MILD)
+    assert 2.0 < days < 8.0
+    assert bin_.fill == 0.5                       # the bin itself is untouched
+    empty = BinModel(5, "bus_stop", fill=0.0, start=start)
+    before = empty.advance(start + timedelta(days=days - 1 / 24), MILD)
+    assert before < 1.0 <= empty.advance(start + timedelta(days=days), MILD)
+    assert BinModel(5, "hiking_car_park", usage=0.01).days_to_full(start, MILD, 3) == math.inf
+
+
 def test_an_emptying_counts_the_same_whenever_it_is_reported() -> None:
     start, at, end = local(2026, 5, 4), local(2026, 5, 5, 10), local(2026, 5, 6, 18)
     in_order = BinModel(4, "bus_stop", fill=0.5, start=start)
