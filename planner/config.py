@@ -69,6 +69,19 @@ class WateringConfig(BaseModel):
                                 description="water what will be dry within this many hours")
 
 
+class AreasConfig(BaseModel):
+    """Plan by area: visit a town or village when waiting would cost more than going
+    (planner/areas.py). Replaces the round days."""
+
+    enabled: bool = False
+    link_m: float = Field(default=1000.0, gt=0, description="bins closer than this to another "
+                          "bin of the same municipality belong to its area")
+    overflow_cost_m_per_h: float = Field(default=500.0, ge=0, description="metres of driving "
+                                         "an hour of a full bin is worth")
+    may_value_m: float = Field(default=1000.0, ge=0, description="prize of a bin in an area "
+                               "visited today that would be full soon after the next visit")
+
+
 class PlannerConfig(BaseModel):
     depot: Depot
     vehicles: list[VehicleConfig]
@@ -92,6 +105,7 @@ class PlannerConfig(BaseModel):
                                   description="prize of such a bin, metres")
     use_rounds: bool = Field(default=True, description="keep the towns' round days "
                              "(fixed_schedule) and choose the bins on them by forecast")
+    areas: AreasConfig = AreasConfig()
     emergency_h: float | None = Field(
         default=None, ge=0, description="between rounds, a bin that would stand full longer "
         "than this before the next round is fetched on an extra trip; None: only bins already "

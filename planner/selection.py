@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from planner.areas import due_areas, group, overflow_hours, revisit_interval_h
 from planner.config import WEEKDAYS, PlannerConfig
 from planner.distances import haversine_m
 from planner.forecast import (DryForecast, FillForecast, detect_emptyings, fill_profile,
@@ -80,6 +81,8 @@ def select_bins(bins: list[BinState], config: PlannerConfig, *, shift_start: flo
     """Candidates for today's round (epoch seconds for the shift times), must-go first."""
     today_mid = (shift_start + shift_end) / 2
     next_mid = (next_start + next_end) / 2
+    if config.areas.enabled:
+        return _by_area(bins, config, today_mid, next_mid)
     rounds = _round_days(config, shift_start)
     musts: list[Candidate] = []
     rest: list[tuple[BinState, float, int]] = []
@@ -120,6 +123,58 @@ def select_bins(bins: list[BinState], config: PlannerConfig, *, shift_start: flo
         if prize >= 1:
             mays.append(Candidate(b, "may", f.level_pct, due, demand, int(round(prize)),
                                   int(limits.service_s)))
+    return sorted(musts, key=lambda c: c.bin.device_id) + sorted(
+        mays, key=lambda c: c.bin.device_id)
+
+
+def _by_area(bins: list[BinState], config: PlannerConfig, today_mid: float,
+             next_mid: float) -> list[Candidate]:
+    """Must-go and may-go from the areas due today (planner/areas.py)."""
+    known = [b for b in bins if b.forecast is not None]
+    if not known:
+        return []
+    limits = [config.thresholds(b.site_type) for b in known]
+    lat = np.array([b.latitude for b in known])
+    lon = np.array([b.longitude for b in known])
+    full = [lim.full_pct for lim in limits]
+    areas = group([(b.municipality, b.latitude, b.longitude) for b in known],
+                  config.areas.link_m)
+    overflow = [sum(overflow_hours(known[i].forecast, full[i], today_mid, next_mid,
+                                   config.must_safety) for i in a.members) for a in areas]
+    intervals = [revisit_interval_h([known[i].forecast for i in a.members],
+                                    [full[i] for i in a.members]) for a in areas]
+    decisions = due_areas(areas, overflow, intervals, lat, lon, config,
+                          wait_h=(next_mid - today_mid) / 3600)
+    musts: list[Candidate] = []
+    mays: list[Candidate] = []
+    for d in decisions:
+        # A due area is next visited about one revisit interval from now, a waiting one not
+        # before the next shift.
+        horizon = today_mid + d.interval_h * 3600 if d.due else next_mid
+        value = config.areas.may_value_m if d.due else config.may_value_m
+        for i in d.area.members:
+            b, lim = known[i], limits[i]
+            f = b.forecast
+            due = f.level_at(today_mid) if today_mid > f.at else f.level_pct
+            demand = int(round(max(due, 5.0) / 100.0 * b.volume_l))
+            if d.due and (f.level_pct >= lim.full_pct
+                          or _pessimistic(f, horizon, config.must_safety) >= lim.full_pct):
+                musts.append(Candidate(b, "must", f.level_pct, due, demand, 0,
+                                       int(lim.service_s)))
+                continue
+            full_at = f.full_at
+            if full_at is None and f.base_rate_pct_h > 0:  # beyond the forecast's horizon
+                full_at = f.at + (lim.full_pct - f.level_pct) / f.base_rate_pct_h * 3600
+            if due < lim.may_min_pct or full_at is None:
+                continue
+            # Worth most when it would be full right after the next visit; nothing when it
+            # could wait yet another interval (or, in an area left alone, may_horizon_days).
+            wait = d.interval_h * 3600 if d.due else config.may_horizon_days * 86400
+            urgency = max(0.0, 1.0 - (full_at - horizon) / wait)
+            prize = value * urgency * b.volume_l / STANDARD_BIN_L
+            if prize >= 1:
+                mays.append(Candidate(b, "may", f.level_pct, due, demand, int(round(prize)),
+                                      int(lim.service_s)))
     return sorted(musts, key=lambda c: c.bin.device_id) + sorted(
         mays, key=lambda c: c.bin.device_id)
 
