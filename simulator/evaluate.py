@@ -76,6 +76,8 @@ class ClosedLoop(Simulation):
         self.score = Score(policy.name, seed, weeks)
         self.history = {s.device_id: History() for s in specs}
         self.by_id = {d.spec.device_id: d for d in self.devices}
+        if hasattr(policy, "truth"):
+            policy.truth = self.by_id
         tz = ZoneInfo(config.timezone)
         day = start.astimezone(tz).date()
         while (at := datetime.combine(day, config.shift_start, tz)) < self.end:
@@ -135,11 +137,19 @@ class ClosedLoop(Simulation):
         return s
 
 
-def run_one(job: tuple[str, int, float, str, str | None, float]) -> dict:
-    policy_name, seed, weeks, scenario_path, config_path, time_limit = job
+PRICED = ("planner", "clairvoyant")  # the policies that plan by area at a price
+
+
+def run_one(job: tuple[str, int, float, str, str | None, float, float | None]) -> dict:
+    policy_name, seed, weeks, scenario_path, config_path, time_limit, price = job
     scenario = scenarios.load(scenario_path)
     config = planner_config.load(config_path)
+    if price is not None:
+        config = config.model_copy(update={"areas": config.areas.model_copy(
+            update={"enabled": True, "overflow_cost_m_per_h": price})})
     policy = POLICIES[policy_name](config, time_limit, seed)
+    if price is not None:
+        policy.name = f"{policy_name} @{price:g}"
     warm_up = FixedSchedule(config, time_limit, seed)
     return ClosedLoop(scenario, policy, config, seed=seed, weeks=weeks,
                       warm_up=warm_up).evaluate().as_dict()
@@ -189,7 +199,8 @@ def svg(rows: list[dict]) -> str:
     library needed to run the evaluation)."""
     width, height, pad = 640, 300, 40
     panels = (("km", "km driven"), ("overflow_bin_hours", "overflow bin-hours"))
-    colours = {"fixed": "#7f7f7f", "threshold": "#e08a00", "planner": "#1f6fb4"}
+    colours = {"fixed": "#7f7f7f", "threshold": "#e08a00", "planner": "#1f6fb4",
+               "clairvoyant": "#7a4fb4"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>']
@@ -205,7 +216,7 @@ def svg(rows: list[dict]) -> str:
             x = x0 + pad / 2 + i * bar_w
             y = height - 50 - h
             parts.append(f'<rect x="{x + 6:.0f}" y="{y:.0f}" width="{bar_w - 12:.0f}" '
-                         f'height="{h:.0f}" fill="{colours.get(r["policy"], "#444")}"/>')
+                         f'height="{h:.0f}" fill="{colours.get(r["policy"].split(" @")[0], "#444")}"/>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{y - 4:.0f}" '
                          f'text-anchor="middle">{r[key]:,.0f}</text>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{height - 32}" '
@@ -220,7 +231,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="planner YAML (default: planner/default.yaml)")
     parser.add_argument("--weeks", type=float, default=12)
     parser.add_argument("--policy", action="append", choices=sorted(POLICIES),
-                        help="repeatable; default: fixed, threshold and planner")
+                        help="repeatable; default: fixed, threshold and planner "
+                             "(clairvoyant: the planner's decisions on the true future fill)")
+    parser.add_argument("--price", default=None,
+                        help="comma-separated overflow prices (m per bin-hour): the planner "
+                             "and clairvoyant plan by area, once per price")
     parser.add_argument("--seeds", default="1,2,3", help="comma-separated (default 1,2,3)")
     parser.add_argument("--time-limit", type=float, default=2.0,
                         help="solver seconds per day and policy (default 2)")
@@ -232,15 +247,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     policies = args.policy or ["fixed", "threshold", "planner"]
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    prices = [float(p) for p in args.price.split(",") if p.strip()] if args.price else [None]
     jobs = [(p, s, args.weeks, str(args.scenario),
-             str(args.planner_config) if args.planner_config else None, args.time_limit)
-            for s in seeds for p in policies]
+             str(args.planner_config) if args.planner_config else None, args.time_limit,
+             price)
+            for s in seeds for p in policies for price in (prices if p in PRICED else [None])]
     if args.jobs > 1 and len(jobs) > 1:
         with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
             per_seed = pool.map(run_one, jobs)
     else:
         per_seed = [run_one(j) for j in jobs]
-    per_seed.sort(key=lambda r: (policies.index(r["policy"]), r["seed"]))
+    per_seed.sort(key=lambda r: (policies.index(r["policy"].split(" @")[0]),
+                                 float(r["policy"].split(" @")[1]) if " @" in r["policy"] else 0,
+                                 r["seed"]))
     summary = summarise(per_seed)
     text = table(summary, per_seed)
     print(f"{args.weeks:g} weeks after a warm-up week, seeds {', '.join(map(str, seeds))}, "

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
+from planner.areas import due_areas, group, revisit_interval_h
 from planner.config import WEEKDAYS, PlannerConfig
 from planner.distances import GreatCircle
 from planner.plan import DayPlan, Place, next_working_day, places, plan_day, shift_window
@@ -126,4 +127,69 @@ class Planner(_Routed):
         return self._route(day, places(chosen)) if chosen else None
 
 
-POLICIES = {"fixed": FixedSchedule, "threshold": Threshold, "planner": Planner}
+class Clairvoyant(_Routed):
+    """Not a policy anyone can run: the planner's area decisions (planner/areas.py) made on the
+    simulator's true fill, hours and days ahead, instead of on forecasts from the readings.
+
+    Its km and overflow show what perfect forecasts would give, i.e. how far better forecasting
+    can take the planner on a scenario. In a due area it empties every bin that would otherwise
+    overflow before the area's next visit, and every bin at least ``may_min_pct`` full.
+    """
+
+    name = "clairvoyant"
+
+    def __init__(self, config: PlannerConfig, time_limit_s: float, seed: int = 0) -> None:
+        super().__init__(config, time_limit_s, seed)
+        self.truth: dict[str, object] = {}  # device id -> the simulator's device (ClosedLoop)
+
+    def plan(self, day, bins, history):
+        config = self.config
+        if WEEKDAYS[day.weekday()] not in config.working_days:
+            return None
+        start, end = shift_window(day, config)
+        next_start, next_end = shift_window(next_working_day(day, config), config)
+        today_mid, next_mid = (start + end) / 2, (next_start + next_end) / 2
+        forecasts = [_forecast(s, history, start, config) for s in bins]
+        full = [config.thresholds(s.site_type).full_pct for s in bins]
+        areas = group([(s.municipality, s.latitude, s.longitude) for s in bins],
+                      config.areas.link_m)
+        hours = np.arange(today_mid, next_mid, 3600.0)
+        overflow = [sum(float((_true_fills(self.truth[bins[i].device_id], hours) >= FULL).sum())
+                        for i in a.members) for a in areas]
+        intervals = [revisit_interval_h([forecasts[i] for i in a.members],
+                                        [full[i] for i in a.members]) for a in areas]
+        decisions = due_areas(areas, overflow, intervals,
+                              np.array([s.latitude for s in bins]),
+                              np.array([s.longitude for s in bins]), config,
+                              wait_h=(next_mid - today_mid) / 3600)
+        chosen = []
+        for d in decisions:
+            if not d.due:
+                continue
+            for i in d.area.members:
+                spec = bins[i]
+                now, later = _true_fills(self.truth[spec.device_id],
+                                         [start, today_mid + d.interval_h * 3600])
+                if later >= FULL or 100 * now >= config.thresholds(spec.site_type).may_min_pct:
+                    chosen.append(self._place(spec, 100 * now))
+        return self._route(day, chosen) if chosen else None
+
+
+FULL = 1.0  # true fill fraction at the full mark (what the evaluation counts as overflow)
+
+
+def _forecast(spec: DeviceSpec, history: dict[str, History], at: float, config: PlannerConfig):
+    times, levels = history[spec.device_id].window(at)
+    return bin_forecast(times, levels, at, config, spec.site_type)
+
+
+def _true_fills(device, times) -> np.ndarray:
+    """The bin's true fill at each of the (ascending) epoch ``times`` if nobody empties it,
+    from now on; beyond the simulated weather (the last days of a run) as it is then."""
+    last = (device.weather.last - dt.timedelta(hours=2)).timestamp()
+    when = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in np.minimum(times, last)]
+    return np.asarray(device.bin.fill_ahead(when, device.weather))
+
+
+POLICIES = {"fixed": FixedSchedule, "threshold": Threshold, "planner": Planner,
+            "clairvoyant": Clairvoyant}
