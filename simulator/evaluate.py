@@ -194,13 +194,15 @@ def table(rows: list[dict], per_seed: list[dict]) -> str:
     return "\n".join(lines)
 
 
+COLOURS = {"fixed": "#7f7f7f", "threshold": "#e08a00", "planner": "#1f6fb4",
+           "clairvoyant": "#7a4fb4"}
+
+
 def svg(rows: list[dict]) -> str:
     """Two bar charts side by side: km and overflow bin-hours per policy (no plotting
     library needed to run the evaluation)."""
     width, height, pad = 640, 300, 40
     panels = (("km", "km driven"), ("overflow_bin_hours", "overflow bin-hours"))
-    colours = {"fixed": "#7f7f7f", "threshold": "#e08a00", "planner": "#1f6fb4",
-               "clairvoyant": "#7a4fb4"}
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>']
@@ -216,11 +218,60 @@ def svg(rows: list[dict]) -> str:
             x = x0 + pad / 2 + i * bar_w
             y = height - 50 - h
             parts.append(f'<rect x="{x + 6:.0f}" y="{y:.0f}" width="{bar_w - 12:.0f}" '
-                         f'height="{h:.0f}" fill="{colours.get(r["policy"].split(" @")[0], "#444")}"/>')
+                         f'height="{h:.0f}" fill="{COLOURS.get(r["policy"].split(" @")[0], "#444")}"/>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{y - 4:.0f}" '
                          f'text-anchor="middle">{r[key]:,.0f}</text>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{height - 32}" '
                          f'text-anchor="middle">{r["policy"]}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def frontier_svg(rows: list[dict], goal_km_pct: float = -40.0) -> str:
+    """km against overflow bin-hours, one point per policy (mean over seeds), with the issue's
+    goal drawn as a box: at most ``goal_km_pct`` km against the fixed rounds and no more
+    overflow. A policy in the box meets the goal."""
+    width, height, left, bottom, top, right = 640, 420, 70, 50, 30, 30
+    fixed = next((r for r in rows if r["policy"] == "fixed"), None)
+    max_x = 1.15 * max(r["overflow_bin_hours"] for r in rows) or 1.0
+    max_y = 1.15 * max(r["km"] for r in rows) or 1.0
+
+    def x(v: float) -> float:
+        return left + (width - left - right) * v / max_x
+
+    def y(v: float) -> float:
+        return height - bottom - (height - bottom - top) * v / max_y
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'font-family="sans-serif" font-size="12">',
+             f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<line x1="{left}" y1="{y(0):.0f}" x2="{width - right}" y2="{y(0):.0f}" '
+             f'stroke="black"/>',
+             f'<line x1="{left}" y1="{y(0):.0f}" x2="{left}" y2="{top}" stroke="black"/>',
+             f'<text x="{(left + width - right) / 2:.0f}" y="{height - 12}" '
+             f'text-anchor="middle">overflow bin-hours</text>',
+             f'<text x="16" y="{(top + height - bottom) / 2:.0f}" text-anchor="middle" '
+             f'transform="rotate(-90 16 {(top + height - bottom) / 2:.0f})">km</text>']
+    for k in range(5):
+        vx, vy = max_x * k / 5, max_y * k / 5
+        parts.append(f'<text x="{x(vx):.0f}" y="{y(0) + 16:.0f}" text-anchor="middle">'
+                     f'{vx:,.0f}</text>')
+        parts.append(f'<text x="{left - 6}" y="{y(vy) + 4:.0f}" text-anchor="end">'
+                     f'{vy:,.0f}</text>')
+    if fixed:
+        goal_km = fixed["km"] * (1 + goal_km_pct / 100)
+        parts.append(f'<rect x="{x(0):.0f}" y="{y(goal_km):.0f}" '
+                     f'width="{x(fixed["overflow_bin_hours"]) - x(0):.0f}" '
+                     f'height="{y(0) - y(goal_km):.0f}" fill="#2a9d4a" fill-opacity="0.15" '
+                     f'stroke="#2a9d4a"/>')
+        parts.append(f'<text x="{x(0) + 6:.0f}" y="{y(goal_km) + 16:.0f}" fill="#1d6e34">'
+                     f'goal: {goal_km_pct:+.0f} % km, no more overflow</text>')
+    for r in rows:
+        colour = COLOURS.get(r["policy"].split(" @")[0], "#444")
+        cx, cy = x(r["overflow_bin_hours"]), y(r["km"])
+        parts.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="5" fill="{colour}"/>')
+        parts.append(f'<text x="{cx + 8:.0f}" y="{cy - 6:.0f}" fill="{colour}">'
+                     f'{r["policy"]}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -232,7 +283,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weeks", type=float, default=12)
     parser.add_argument("--policy", action="append", choices=sorted(POLICIES),
                         help="repeatable; default: fixed, threshold and planner "
-                             "(clairvoyant: the planner's decisions on the true future fill)")
+                             "(clairvoyant: the planner by area with perfect forecasts)")
     parser.add_argument("--price", default=None,
                         help="comma-separated overflow prices (m per bin-hour): the planner "
                              "and clairvoyant plan by area, once per price")
@@ -241,7 +292,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="solver seconds per day and policy (default 2)")
     parser.add_argument("--jobs", type=int, default=multiprocessing.cpu_count())
     parser.add_argument("--out", type=Path, help="directory for results.json, table.md, "
-                                                 "plot.svg")
+                                                 "plot.svg, frontier.svg")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -271,5 +322,6 @@ def main(args: argparse.Namespace) -> int:
             {"summary": summary, "runs": per_seed}, indent=2), encoding="utf-8")
         (args.out / "table.md").write_text(text + "\n", encoding="utf-8")
         (args.out / "plot.svg").write_text(svg(summary), encoding="utf-8")
+        (args.out / "frontier.svg").write_text(frontier_svg(summary), encoding="utf-8")
         print(f"\nwritten to {args.out}/")
     return 0

@@ -13,13 +13,13 @@ readings up to now (noise, glitches and all), never the simulator's true state.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
-from planner.areas import due_areas, group, revisit_interval_h
 from planner.config import WEEKDAYS, PlannerConfig
 from planner.distances import GreatCircle
 from planner.plan import DayPlan, Place, next_working_day, places, plan_day, shift_window
@@ -128,67 +128,83 @@ class Planner(_Routed):
 
 
 class Clairvoyant(_Routed):
-    """Not a policy anyone can run: the planner's area decisions (planner/areas.py) made on the
-    simulator's true fill, hours and days ahead, instead of on forecasts from the readings.
+    """Not a policy anyone can run: the planner, deciding by area, with perfect forecasts.
 
-    Its km and overflow show what perfect forecasts would give, i.e. how far better forecasting
-    can take the planner on a scenario. In a due area it empties every bin that would otherwise
-    overflow before the area's next visit, and every bin at least ``may_min_pct`` full.
+    Each bin's forecast is its true fill over the coming ``HORIZON_DAYS`` as the simulator will
+    make it (``BinModel.fill_ahead``), with no safety margin. Against the planner at the same
+    price it shows what better forecasting could still gain.
     """
 
     name = "clairvoyant"
+    HORIZON_DAYS = 8
 
     def __init__(self, config: PlannerConfig, time_limit_s: float, seed: int = 0) -> None:
+        config = config.model_copy(update={
+            "must_safety": 1.0, "areas": config.areas.model_copy(update={"enabled": True})})
         super().__init__(config, time_limit_s, seed)
         self.truth: dict[str, object] = {}  # device id -> the simulator's device (ClosedLoop)
+        self.history: dict[str, History] = {}
 
     def plan(self, day, bins, history):
         config = self.config
         if WEEKDAYS[day.weekday()] not in config.working_days:
             return None
+        self.history = history
         start, end = shift_window(day, config)
         next_start, next_end = shift_window(next_working_day(day, config), config)
-        today_mid, next_mid = (start + end) / 2, (next_start + next_end) / 2
-        forecasts = [_forecast(s, history, start, config) for s in bins]
-        full = [config.thresholds(s.site_type).full_pct for s in bins]
-        areas = group([(s.municipality, s.latitude, s.longitude) for s in bins],
-                      config.areas.link_m)
-        hours = np.arange(today_mid, next_mid, 3600.0)
-        overflow = [sum(float((_true_fills(self.truth[bins[i].device_id], hours) >= FULL).sum())
-                        for i in a.members) for a in areas]
-        intervals = [revisit_interval_h([forecasts[i] for i in a.members],
-                                        [full[i] for i in a.members]) for a in areas]
-        decisions = due_areas(areas, overflow, intervals,
-                              np.array([s.latitude for s in bins]),
-                              np.array([s.longitude for s in bins]), config,
-                              wait_h=(next_mid - today_mid) / 3600)
-        chosen = []
-        for d in decisions:
-            if not d.due:
-                continue
-            for i in d.area.members:
-                spec = bins[i]
-                now, later = _true_fills(self.truth[spec.device_id],
-                                         [start, today_mid + d.interval_h * 3600])
-                if later >= FULL or 100 * now >= config.thresholds(spec.site_type).may_min_pct:
-                    chosen.append(self._place(spec, 100 * now))
-        return self._route(day, chosen) if chosen else None
+        states = [BinState(s.device_id, s.name, s.municipality, s.latitude, s.longitude,
+                           s.site_type, float(s.attributes.get("volume_l", 120.0)),
+                           self._foresight(s, start)) for s in bins]
+        chosen = select_bins(states, config, shift_start=start, shift_end=end,
+                             next_start=next_start, next_end=next_end)
+        return self._route(day, places(chosen)) if chosen else None
+
+    def _foresight(self, spec: DeviceSpec, at: float) -> "Foresight":
+        device = self.truth[spec.device_id]
+        # Beyond the simulated weather (the last days of a run) the fill stays as it is then.
+        last = (device.weather.last - dt.timedelta(hours=2)).timestamp()
+        grid = np.arange(at, at + self.HORIZON_DAYS * 86400 + 1, 3600.0)
+        when = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in np.minimum(grid, last)]
+        levels = 100.0 * np.asarray(device.bin.fill_ahead(when, device.weather))
+        full_pct = self.config.thresholds(spec.site_type).full_pct
+        # A bin already full hides how fast it fills; the readings still tell.
+        told = (bin_forecast(*self.history[spec.device_id].window(at), at, self.config,
+                             spec.site_type) if levels[0] >= full_pct else None)
+        rate = told.base_rate_pct_h if told is not None else math.nan
+        return Foresight(at, grid, levels, full_pct, rate)
 
 
-FULL = 1.0  # true fill fraction at the full mark (what the evaluation counts as overflow)
+@dataclass(frozen=True)
+class Foresight:
+    """A forecast that is right: the true level (%) hour by hour; what the selection needs of
+    a ``FillForecast``."""
 
+    at: float
+    times: np.ndarray
+    levels: np.ndarray
+    full_pct: float
+    rate_when_full: float = math.nan  # from the readings, for a bin already full
 
-def _forecast(spec: DeviceSpec, history: dict[str, History], at: float, config: PlannerConfig):
-    times, levels = history[spec.device_id].window(at)
-    return bin_forecast(times, levels, at, config, spec.site_type)
+    @property
+    def level_pct(self) -> float:
+        return float(self.levels[0])
 
+    @property
+    def full_at(self) -> float | None:
+        hit = np.flatnonzero(self.levels >= self.full_pct)
+        return float(self.times[hit[0]]) if hit.size else None
 
-def _true_fills(device, times) -> np.ndarray:
-    """The bin's true fill at each of the (ascending) epoch ``times`` if nobody empties it,
-    from now on; beyond the simulated weather (the last days of a run) as it is then."""
-    last = (device.weather.last - dt.timedelta(hours=2)).timestamp()
-    when = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t in np.minimum(times, last)]
-    return np.asarray(device.bin.fill_ahead(when, device.weather))
+    @property
+    def base_rate_pct_h(self) -> float:
+        """The mean rate until full (or over the horizon), points per hour."""
+        end = self.full_at or float(self.times[-1])
+        if end <= self.at:
+            return self.rate_when_full
+        return max(float(np.interp(end, self.times, self.levels)) - self.level_pct,
+                   0.0) / ((end - self.at) / 3600.0)
+
+    def level_at(self, t: float) -> float:
+        return float(np.interp(t, self.times, self.levels))
 
 
 POLICIES = {"fixed": FixedSchedule, "threshold": Threshold, "planner": Planner,

@@ -120,6 +120,10 @@ def test_bauhof_evaluate_runs_the_planner_once_per_overflow_price(small, tmp_pat
     km = {r["policy"]: r["km"] for r in summary}
     assert km["planner @3000"] >= km["planner @30"]
     assert (out / "plot.svg").read_text().startswith("<svg")
+    # The trade-off as a picture: one point per policy and price, and the goal's box.
+    frontier = (out / "frontier.svg").read_text()
+    assert frontier.count("<circle") == 3 and "planner @30</text>" in frontier
+    assert "goal: -40 % km, no more overflow" in frontier
 
 
 def test_fill_times_show_a_town_core_filling_faster_than_its_village(small):
