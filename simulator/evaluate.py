@@ -217,8 +217,9 @@ def svg(rows: list[dict]) -> str:
             h = (height - 90) * r[key] / top
             x = x0 + pad / 2 + i * bar_w
             y = height - 50 - h
+            colour = COLOURS.get(r["policy"].split(" @")[0], "#444")
             parts.append(f'<rect x="{x + 6:.0f}" y="{y:.0f}" width="{bar_w - 12:.0f}" '
-                         f'height="{h:.0f}" fill="{COLOURS.get(r["policy"].split(" @")[0], "#444")}"/>')
+                         f'height="{h:.0f}" fill="{colour}"/>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{y - 4:.0f}" '
                          f'text-anchor="middle">{r[key]:,.0f}</text>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{height - 32}" '
