@@ -76,7 +76,7 @@ class AreasConfig(BaseModel):
     enabled: bool = False
     link_m: float = Field(default=1000.0, gt=0, description="bins closer than this to another "
                           "bin of the same municipality belong to its area")
-    overflow_cost_m_per_h: float = Field(default=500.0, ge=0, description="metres of driving "
+    overflow_cost_m_per_h: float = Field(default=100.0, ge=0, description="metres of driving "
                                          "an hour of a full bin is worth")
     may_value_m: float = Field(default=1000.0, ge=0, description="prize of a bin in an area "
                                "visited today that would be full soon after the next visit")

@@ -15,7 +15,10 @@ MONDAY = dt.date(2026, 5, 4)
 
 
 def _config(**changes) -> planner_config.PlannerConfig:
+    """The default config choosing bin by bin (daily or on round days), not by area
+    (tests/test_areas.py)."""
     data = planner_config.load().model_dump()
+    data["areas"]["enabled"] = False
     data.update(changes)
     return planner_config.PlannerConfig.model_validate(data)
 
