@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import statistics
 import time
@@ -229,36 +230,38 @@ def svg(rows: list[dict]) -> str:
 
 
 def frontier_svg(rows: list[dict], goal_km_pct: float = -40.0) -> str:
-    """km against overflow bin-hours, one point per policy (mean over seeds), with the issue's
-    goal drawn as a box: at most ``goal_km_pct`` km against the fixed rounds and no more
-    overflow. A policy in the box meets the goal."""
-    width, height, left, bottom, top, right = 640, 420, 70, 50, 30, 30
+    """km against overflow bin-hours, one numbered point per policy (mean over seeds) with a
+    legend, and the issue's goal drawn as a box: at most ``goal_km_pct`` km against the fixed
+    rounds and no more overflow. A policy in the box meets the goal."""
+    width, height, left, bottom, top, plot_w = 780, 420, 70, 50, 30, 470
     fixed = next((r for r in rows if r["policy"] == "fixed"), None)
-    max_x = 1.15 * max(r["overflow_bin_hours"] for r in rows) or 1.0
-    max_y = 1.15 * max(r["km"] for r in rows) or 1.0
+    top_x = max(r["overflow_bin_hours"] for r in rows) * 1.1 or 1.0
+    top_y = max(r["km"] for r in rows) * 1.1 or 1.0
+    step_x, step_y = _nice_step(top_x / 4), _nice_step(top_y / 4)
+    ticks_x, ticks_y = math.ceil(top_x / step_x), math.ceil(top_y / step_y)
 
     def x(v: float) -> float:
-        return left + (width - left - right) * v / max_x
+        return left + plot_w * v / (ticks_x * step_x)
 
     def y(v: float) -> float:
-        return height - bottom - (height - bottom - top) * v / max_y
+        return height - bottom - (height - bottom - top) * v / (ticks_y * step_y)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'font-family="sans-serif" font-size="12">',
              f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<line x1="{left}" y1="{y(0):.0f}" x2="{width - right}" y2="{y(0):.0f}" '
+             f'<line x1="{left}" y1="{y(0):.0f}" x2="{left + plot_w}" y2="{y(0):.0f}" '
              f'stroke="black"/>',
              f'<line x1="{left}" y1="{y(0):.0f}" x2="{left}" y2="{top}" stroke="black"/>',
-             f'<text x="{(left + width - right) / 2:.0f}" y="{height - 12}" '
+             f'<text x="{left + plot_w / 2:.0f}" y="{height - 12}" '
              f'text-anchor="middle">overflow bin-hours</text>',
              f'<text x="16" y="{(top + height - bottom) / 2:.0f}" text-anchor="middle" '
              f'transform="rotate(-90 16 {(top + height - bottom) / 2:.0f})">km</text>']
-    for k in range(5):
-        vx, vy = max_x * k / 5, max_y * k / 5
-        parts.append(f'<text x="{x(vx):.0f}" y="{y(0) + 16:.0f}" text-anchor="middle">'
-                     f'{vx:,.0f}</text>')
-        parts.append(f'<text x="{left - 6}" y="{y(vy) + 4:.0f}" text-anchor="end">'
-                     f'{vy:,.0f}</text>')
+    for k in range(ticks_x + 1):
+        parts.append(f'<text x="{x(k * step_x):.0f}" y="{y(0) + 16:.0f}" '
+                     f'text-anchor="middle">{k * step_x:,.0f}</text>')
+    for k in range(ticks_y + 1):
+        parts.append(f'<text x="{left - 6}" y="{y(k * step_y) + 4:.0f}" '
+                     f'text-anchor="end">{k * step_y:,.0f}</text>')
     if fixed:
         goal_km = fixed["km"] * (1 + goal_km_pct / 100)
         parts.append(f'<rect x="{x(0):.0f}" y="{y(goal_km):.0f}" '
@@ -266,15 +269,28 @@ def frontier_svg(rows: list[dict], goal_km_pct: float = -40.0) -> str:
                      f'height="{y(0) - y(goal_km):.0f}" fill="#2a9d4a" fill-opacity="0.15" '
                      f'stroke="#2a9d4a"/>')
         parts.append(f'<text x="{x(0) + 6:.0f}" y="{y(goal_km) + 16:.0f}" fill="#1d6e34">'
-                     f'goal: {goal_km_pct:+.0f} % km, no more overflow</text>')
-    for r in rows:
-        colour = COLOURS.get(r["policy"].split(" @")[0], "#444")
+                     f'goal: {goal_km_pct:+.0f} % km,</text>')
+        parts.append(f'<text x="{x(0) + 6:.0f}" y="{y(goal_km) + 31:.0f}" fill="#1d6e34">'
+                     f'no more overflow</text>')
+    legend_x = left + plot_w + 30
+    for n, r in enumerate(rows, start=1):
+        colour = COLOURS.get(r["policy"].split(" ")[0].rstrip(","), "#444")
         cx, cy = x(r["overflow_bin_hours"]), y(r["km"])
-        parts.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="5" fill="{colour}"/>')
-        parts.append(f'<text x="{cx + 8:.0f}" y="{cy - 6:.0f}" fill="{colour}">'
-                     f'{r["policy"]}</text>')
+        parts.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="4" fill="{colour}"/>')
+        parts.append(f'<text x="{cx + 6:.0f}" y="{cy - 4:.0f}" font-size="10" '
+                     f'fill="{colour}">{n}</text>')
+        parts.append(f'<text x="{legend_x}" y="{top + 16 * n:.0f}" fill="{colour}">'
+                     f'{n} {r["policy"]}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _nice_step(span: float) -> float:
+    """The smallest of 1, 2, 2.5 or 5 times a power of ten at least ``span``."""
+    if span <= 0:
+        return 1.0
+    power = 10 ** math.floor(math.log10(span))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= span)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

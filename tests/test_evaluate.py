@@ -126,7 +126,7 @@ def test_bauhof_evaluate_runs_the_planner_once_per_overflow_price(small, tmp_pat
     # The trade-off as a picture: one point per policy and price, and the goal's box.
     frontier = (out / "frontier.svg").read_text()
     assert frontier.count("<circle") == 3 and "planner @30</text>" in frontier
-    assert "goal: -40 % km, no more overflow" in frontier
+    assert "goal: -40 % km,</text>" in frontier and "no more overflow" in frontier
 
 
 def test_fill_times_show_a_town_core_filling_faster_than_its_village(small):
