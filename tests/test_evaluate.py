@@ -94,13 +94,20 @@ def test_with_perfect_knowledge_the_same_decisions_drive_less_for_no_more_overfl
     assert clairvoyant.visits < planned.visits
 
 
-def test_bauhof_evaluate_prints_the_table_and_writes_results(small, tmp_path, capsys):
+def _evaluate(small, tmp_path, *more: str):
+    """``bauhof evaluate`` of fixed and planner on the small scenario for half a week; the
+    directory it wrote to."""
     path = tmp_path / "small.yaml"
     path.write_text(json.dumps(small.model_dump(mode="json")), encoding="utf-8")
     out = tmp_path / "out"
     assert main(["evaluate", "--scenario", str(path), "--weeks", "0.5", "--seeds", "1",
                  "--time-limit", "0.3", "--jobs", "1", "--policy", "fixed", "--policy",
-                 "planner", "--out", str(out)]) == 0
+                 "planner", *more, "--out", str(out)]) == 0
+    return out
+
+
+def test_bauhof_evaluate_prints_the_table_and_writes_results(small, tmp_path, capsys):
+    out = _evaluate(small, tmp_path)
     printed = capsys.readouterr().out
     assert "| fixed |" in printed and "| planner |" in printed
     results = json.loads((out / "results.json").read_text())
@@ -109,12 +116,7 @@ def test_bauhof_evaluate_prints_the_table_and_writes_results(small, tmp_path, ca
 
 
 def test_bauhof_evaluate_runs_the_planner_once_per_overflow_price(small, tmp_path, capsys):
-    path = tmp_path / "small.yaml"
-    path.write_text(json.dumps(small.model_dump(mode="json")), encoding="utf-8")
-    out = tmp_path / "out"
-    assert main(["evaluate", "--scenario", str(path), "--weeks", "0.5", "--seeds", "1",
-                 "--time-limit", "0.3", "--jobs", "1", "--policy", "fixed", "--policy",
-                 "planner", "--price", "3000,30", "--out", str(out)]) == 0
+    out = _evaluate(small, tmp_path, "--price", "3000,30")
     printed = capsys.readouterr().out
     rows = [line.split("|")[1].strip() for line in printed.splitlines()
             if line.startswith("| ") and "policy" not in line]
