@@ -8,7 +8,9 @@ readings up to now (noise, glitches and all), never the simulator's true state.
 - ``fixed``: every bin twice a week on fixed days (the rounds of ``fixed_schedule``).
 - ``threshold``: each working day, every bin whose last reading is at or above 80 %.
 - ``planner``: forecasts, must-go/may-go selection and prize-collecting routing, as the service
-  plans it (planner/).
+  plans it (planner/): by area, or on round days, as its config says.
+- ``clairvoyant``: the planner by area with perfect forecasts; the one policy that reads the
+  simulator's true state (the closed loop hands it over as ``truth``).
 """
 from __future__ import annotations
 
