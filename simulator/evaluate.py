@@ -199,6 +199,16 @@ COLOURS = {"fixed": "#7f7f7f", "threshold": "#e08a00", "planner": "#1f6fb4",
            "clairvoyant": "#7a4fb4"}
 
 
+def _policy(label: str) -> tuple[str, float | None]:
+    """A result's policy and price from its label ("planner @75" -> ("planner", 75.0))."""
+    name, _, price = label.partition(" @")
+    return name, float(price) if price else None
+
+
+def _colour(label: str) -> str:
+    return COLOURS.get(_policy(label)[0].split(",")[0], "#444")
+
+
 def svg(rows: list[dict]) -> str:
     """Two bar charts side by side: km and overflow bin-hours per policy (no plotting
     library needed to run the evaluation)."""
@@ -218,7 +228,7 @@ def svg(rows: list[dict]) -> str:
             h = (height - 90) * r[key] / top
             x = x0 + pad / 2 + i * bar_w
             y = height - 50 - h
-            colour = COLOURS.get(r["policy"].split(" @")[0], "#444")
+            colour = _colour(r["policy"])
             parts.append(f'<rect x="{x + 6:.0f}" y="{y:.0f}" width="{bar_w - 12:.0f}" '
                          f'height="{h:.0f}" fill="{colour}"/>')
             parts.append(f'<text x="{x + bar_w / 2:.0f}" y="{y - 4:.0f}" '
@@ -274,7 +284,7 @@ def frontier_svg(rows: list[dict], goal_km_pct: float = -40.0) -> str:
                      f'no more overflow</text>')
     legend_x = left + plot_w + 30
     for n, r in enumerate(rows, start=1):
-        colour = COLOURS.get(r["policy"].split(" ")[0].rstrip(","), "#444")
+        colour = _colour(r["policy"])
         cx, cy = x(r["overflow_bin_hours"]), y(r["km"])
         parts.append(f'<circle cx="{cx:.0f}" cy="{cy:.0f}" r="4" fill="{colour}"/>')
         parts.append(f'<text x="{cx + 6:.0f}" y="{cy - 4:.0f}" font-size="10" '
@@ -325,9 +335,8 @@ def main(args: argparse.Namespace) -> int:
             per_seed = pool.map(run_one, jobs)
     else:
         per_seed = [run_one(j) for j in jobs]
-    per_seed.sort(key=lambda r: (policies.index(r["policy"].split(" @")[0]),
-                                 float(r["policy"].split(" @")[1]) if " @" in r["policy"] else 0,
-                                 r["seed"]))
+    per_seed.sort(key=lambda r: (policies.index(_policy(r["policy"])[0]),
+                                 _policy(r["policy"])[1] or 0.0, r["seed"]))
     summary = summarise(per_seed)
     text = table(summary, per_seed)
     print(f"{args.weeks:g} weeks after a warm-up week, seeds {', '.join(map(str, seeds))}, "
