@@ -141,6 +141,7 @@ class MqttSource:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def start(self) -> None:
@@ -151,6 +152,7 @@ class MqttSource:
         self.client.loop_start()
 
     def wait_connected(self, timeout: float) -> bool:
+        """True once connected with the subscriptions in place (the broker's SUBACK)."""
         return self._connected_once.wait(timeout)
 
     def stop(self) -> None:
@@ -168,10 +170,19 @@ class MqttSource:
         self.connected = True
         # TTS keeps no subscriptions across connections: subscribe on every connect.
         client.subscribe([(topic, self.settings.mqtt_qos) for topic in self.settings.mqtt_topics])
-        log.info("MQTT connected, subscribed to %s", ", ".join(self.settings.mqtt_topics))
-        self._connected_once.set()
+        log.info("MQTT connected, subscribing to %s", ", ".join(self.settings.mqtt_topics))
         if self.on_connected is not None:
             self.on_connected()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Ready only once the broker has the subscription: a message published before the
+        # SUBACK would find no subscriber and be dropped.
+        refused = [str(rc) for rc in reason_codes if rc.is_failure]
+        if refused:
+            log.error("MQTT broker refused the subscription: %s", ", ".join(refused))
+            return
+        log.info("MQTT subscribed to %s", ", ".join(self.settings.mqtt_topics))
+        self._connected_once.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
