@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from app.config import Settings
-from conftest import SHARED
+from fixtures_data import DATA
 from helpers import SECRET, TOKEN, running_service
 from test_plans import bauhof, planner_config  # noqa: F401  (fixtures)
 
@@ -59,7 +59,7 @@ def test_role_matrix(db, bauhof, planner_config):  # noqa: F811
             assert client.get(path).status_code == 200, path
         # Writes with their own credentials are not reads: the webhook keeps its secret.
         hook = client.post("/api/v1/webhooks/tts", headers={"X-Webhook-Secret": SECRET},
-                           content=(SHARED / "examples" / "tts_uplink_decoded.json").read_bytes())
+                           content=(DATA / "examples" / "tts_uplink_decoded.json").read_bytes())
         assert hook.status_code < 300, hook.text
 
         # Marking stops: crew and admin; a read token is known but may not (403).

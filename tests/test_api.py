@@ -1,12 +1,12 @@
 """The HTTP API: device registry, latest values, readings, tokens, metrics, health."""
 from __future__ import annotations
 
-from conftest import SHARED
+from fixtures_data import DATA
 from helpers import SECRET, TOKEN, running_service
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 HOOK = {"X-Webhook-Secret": SECRET}
-DECODED = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
+DECODED = (DATA / "examples" / "tts_uplink_decoded.json").read_bytes()
 
 
 def test_configuring_a_device_needs_a_token(db):

@@ -1,4 +1,5 @@
-"""Decoders against the vendors' own vectors (shared/vectors) and our examples files."""
+"""Decoders against the vendors' own vectors (tests/data/vectors, a copy of shared/vectors) and
+our examples files."""
 from __future__ import annotations
 
 import json
@@ -11,9 +12,9 @@ from hypothesis import strategies as st
 
 from decoders import MODELS, DecodeError, by_id, by_tts
 from decoders.normalize import generic, is_vocabulary
-from conftest import SHARED
+from fixtures_data import DATA
 
-VECTORS = json.loads((SHARED / "vectors" / "devices.json").read_text())
+VECTORS = json.loads((DATA / "vectors" / "devices.json").read_text())
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "decoders" / "examples"
 
 

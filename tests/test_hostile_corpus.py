@@ -22,10 +22,11 @@ from app.config import Settings
 from app.embedded.broker import MAX_PAYLOAD as EMBEDDED_BROKER_MAX_PAYLOAD
 from app.metrics import Metrics
 from app.pipeline import Message, Pipeline
-from conftest import SHARED, TEST_MQTT_HOST
+from conftest import TEST_MQTT_HOST
 from corpus.hostile import BROKEN_FRAMES, MAX_MESSAGE_BYTES, STAGES, Case, build, mqtt_topic
 from decoders import DecodeError, by_tts
 from decoders.decentlab_dl_mbx import frame as dl_mbx
+from fixtures_data import DATA
 from helpers import SECRET, TOKEN, Publisher, count, running_service, wait_until
 from simulator.tts import VirtualDevice, encode
 
@@ -120,7 +121,7 @@ def _good_devices(app_id: str) -> list[VirtualDevice]:
 
 
 def _chirpstack_good(n: int, application: str) -> tuple[str, bytes]:
-    doc = json.loads((SHARED / "examples" / "chirpstack_up.json").read_text())
+    doc = json.loads((DATA / "examples" / "chirpstack_up.json").read_text())
     eui = f"a8404100{n:08x}"
     doc["deduplicationId"] = str(uuid.UUID(int=n))
     doc["deviceInfo"]["devEui"] = eui

@@ -127,9 +127,9 @@ def test_thousand_uplinks_with_hundred_malformed(db, mqtt_broker, app_id):
 
 
 def test_chirpstack_uplink_over_mqtt(db, mqtt_broker, app_id):
-    from conftest import SHARED
+    from fixtures_data import DATA
 
-    doc = json.loads((SHARED / "examples" / "chirpstack_up.json").read_text())
+    doc = json.loads((DATA / "examples" / "chirpstack_up.json").read_text())
     application = doc["deviceInfo"]["applicationId"]
     topic = f"application/{application}/device/a84041000181c2d7/event/up"
     with running_service(db, mqtt_broker, [topic]) as (service, client), \

@@ -97,9 +97,9 @@ def test_qos1_messages_are_acknowledged_only_after_commit(db, mqtt_broker, app_i
 
 def test_an_unexpected_error_dead_letters_the_batch_and_ingest_goes_on(db, monkeypatch):
     import app.pipeline as pipeline_module
-    from conftest import SHARED
+    from fixtures_data import DATA
 
-    raw = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
+    raw = (DATA / "examples" / "tts_uplink_decoded.json").read_bytes()
     # (A decoder's bug costs only its uplink's readings; a parser's bug is unexpected.)
     real_parse = pipeline_module.parse_tts
     calls = []

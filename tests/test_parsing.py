@@ -11,11 +11,11 @@ from app.model import Network
 from app.sources.chirpstack import parse_chirpstack
 from app.sources.errors import Rejected
 from app.sources.tts import NotAnUplink, parse_tts
-from conftest import SHARED
+from fixtures_data import DATA
 
-RAW = (SHARED / "examples" / "tts_uplink_raw.json").read_bytes()
-DECODED = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
-CHIRPSTACK = (SHARED / "examples" / "chirpstack_up.json").read_bytes()
+RAW = (DATA / "examples" / "tts_uplink_raw.json").read_bytes()
+DECODED = (DATA / "examples" / "tts_uplink_decoded.json").read_bytes()
+CHIRPSTACK = (DATA / "examples" / "chirpstack_up.json").read_bytes()
 
 
 def tts(**changes) -> bytes:

@@ -14,10 +14,10 @@ import pytest
 
 from app.sources.errors import Rejected
 from app.sources.tts import NotAnUplink, _fast_tts, parse_tts, parse_tts_models
-from conftest import SHARED
+from fixtures_data import DATA
 
 EXAMPLES = {
-    name: json.loads((SHARED / "examples" / name).read_bytes())
+    name: json.loads((DATA / "examples" / name).read_bytes())
     for name in ("tts_uplink_raw.json", "tts_uplink_decoded.json")
 }
 TOPIC = "v3/bauhof-sensors@ttn/devices/{}/up"

@@ -260,6 +260,9 @@ def _benchmark_module():
 def test_p_n16_k8_within_one_percent_in_two_seconds():
     bench = _benchmark_module()
     path = ROOT.parent / "shared" / "routing" / "instances" / "P-n16-k8.vrp"
+    if not path.is_file():
+        pytest.skip("needs ../shared/routing/instances/P-n16-k8.vrp (CVRPLIB instances, beside the "
+                    "checkout on the project's machines and in CI)")
     inst = bench.parse_vrp(path)
     assert (inst.n_customers, inst.capacity, inst.max_vehicles) == (15, 35, 8)
     sol = solve(bench.to_problem(inst, "nint"), time_limit_s=1.0)

@@ -6,10 +6,10 @@ import json
 from app.metrics import Metrics
 from app.pipeline import Message, Pipeline
 from app.store import Store
-from conftest import SHARED
+from fixtures_data import DATA
 from helpers import count, make_settings
 
-DECODED = json.loads((SHARED / "examples" / "tts_uplink_decoded.json").read_text())
+DECODED = json.loads((DATA / "examples" / "tts_uplink_decoded.json").read_text())
 
 
 def uplink(f_cnt: int, decoded: dict | None = None, second: int | None = None) -> bytes:

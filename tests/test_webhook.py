@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import json
 
-from conftest import SHARED
+from fixtures_data import DATA
 from helpers import SECRET, TOKEN, count, running_service
 
-RAW = (SHARED / "examples" / "tts_uplink_raw.json").read_bytes()
-DECODED = (SHARED / "examples" / "tts_uplink_decoded.json").read_bytes()
-CHIRPSTACK = (SHARED / "examples" / "chirpstack_up.json").read_bytes()
+RAW = (DATA / "examples" / "tts_uplink_raw.json").read_bytes()
+DECODED = (DATA / "examples" / "tts_uplink_decoded.json").read_bytes()
+CHIRPSTACK = (DATA / "examples" / "chirpstack_up.json").read_bytes()
 HEADERS = {"X-Webhook-Secret": SECRET, "Content-Type": "application/json"}
 
 
