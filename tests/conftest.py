@@ -21,7 +21,6 @@ import psycopg
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).parent))
 
 TEST_DB = os.environ.get("BAUHOF_TEST_DATABASE_URL")
@@ -35,6 +34,14 @@ for _name in list(os.environ):
 TABLES = ("devices", "raw_uplinks", "readings", "latest_readings", "ingest_errors",
           "backfill_runs", "intake_outages", "intake_heartbeat", "route_plans", "route_stops",
           "alerts", "alert_notifications")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that reaches the database as ``storage``: CI runs those a second time on
+    TimescaleDB (``-m storage``), and the pure ones only once."""
+    for item in items:
+        if "pg_admin" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.storage)
 
 
 def _with_dbname(conninfo: str, dbname: str) -> str:
@@ -84,7 +91,8 @@ def restart_postgres(pg_admin: str):
             _EMBEDDED[0].stop()
             _EMBEDDED[0].start()
             return
-        for command in (["pg_ctlcluster", "15", "main", "restart"],
+        for command in (["pg_ctlcluster", "--skip-systemctl-redirect", *_cluster_of(pg_admin),
+                         "restart"],
                         ["service", "postgresql", "restart"]):
             try:
                 if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
@@ -94,6 +102,24 @@ def restart_postgres(pg_admin: str):
         pytest.fail("could not restart PostgreSQL (pg_ctlcluster/service not available)")
 
     return restart
+
+
+def _cluster_of(conninfo: str) -> list[str]:
+    """Debian's name (version, cluster) of the local cluster listening on the URL's port: the
+    TimescaleDB pass runs on a second cluster, which is the one to restart."""
+    import subprocess
+
+    port = psycopg.conninfo.conninfo_to_dict(conninfo).get("port") or "5432"
+    try:
+        listing = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True,
+                                 timeout=30).stdout
+    except FileNotFoundError:
+        return ["15", "main"]
+    for line in listing.splitlines():
+        version, name, cluster_port, *_ = line.split()
+        if cluster_port == str(port):
+            return [version, name]
+    return ["15", "main"]
 
 
 @pytest.fixture(scope="session")
@@ -150,3 +176,12 @@ def mqtt_broker() -> Iterator[tuple[str, int]]:
 def app_id() -> str:
     """A TTS application id of this test alone, so that tests never see each other's traffic."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def timescaledb(database: str) -> bool:
+    """Whether the tests run on TimescaleDB: hypertables and the continuous aggregate, where
+    plain PostgreSQL has tables and a view."""
+    with psycopg.connect(database) as conn:
+        return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension"
+                                 " WHERE extname = 'timescaledb')").fetchone()[0])

@@ -130,7 +130,10 @@ def test_etag_304_cache_control_and_change(db):
         assert missing.status_code == 404 and "etag" not in missing.headers
 
 
-def test_series_buckets_on_known_data(db):
+def test_series_buckets_on_known_data(db, timescaledb):
+    """The same numbers on both databases; whole hours come from the continuous aggregate
+    where TimescaleDB has one, from the readings otherwise."""
+    hourly_source = "readings_hourly" if timescaledb else "readings"
     seed(db)
     with running_service(db) as (service, client):
         url = "/api/v1/devices/bin-a/series"
@@ -140,7 +143,7 @@ def test_series_buckets_on_known_data(db):
         # The range is widened to whole buckets.
         assert hourly["since"] == "2025-06-03T10:00:00Z"
         assert hourly["until"] == "2025-06-03T12:00:00Z"
-        assert hourly["bucket"] == "PT1H" and hourly["source"] == "readings"
+        assert hourly["bucket"] == "PT1H" and hourly["source"] == hourly_source
         [series] = hourly["series"]
         assert series["metric"] == "fill_level_pct"
         assert series["points"] == [
@@ -157,12 +160,14 @@ def test_series_buckets_on_known_data(db):
         quarter = client.get(url, params={"metric": "fill_level_pct", "bucket": "15m",
                                           "since": "2025-06-03T10:00:00Z",
                                           "until": "2025-06-03T10:30:00Z"}).json()
+        assert quarter["source"] == "readings"  # below an hour: never the aggregate
         assert [(p["time"], p["n"], p["last"]) for p in quarter["series"][0]["points"]] == [
             ("2025-06-03T10:00:00Z", 1, 10.0), ("2025-06-03T10:15:00Z", 1, 20.0)]
 
         # Without a metric: every metric of the device.
         both = client.get(url, params={"bucket": "1d", "since": "2025-06-03T00:00:00Z",
                                        "until": "2025-06-04T00:00:00Z"}).json()
+        assert both["source"] == hourly_source
         by_metric = {s["metric"]: s["points"] for s in both["series"]}
         assert set(by_metric) == {"battery_v", "fill_level_pct"}
         [day] = by_metric["fill_level_pct"]
@@ -209,13 +214,15 @@ def test_series_buckets_on_known_data(db):
             assert client.get(url, params=bad).status_code == 422, bad
         assert client.get("/api/v1/devices/nobody/series").status_code == 404
 
-    # The continuous-aggregate path recombines hourly rows into the same buckets. On plain
-    # PostgreSQL readings_hourly is a view over readings, so both can be compared here.
-    with psycopg.connect(db) as conn:
+    # The aggregate path recombines hourly rows into the same buckets as the readings give.
+    # On plain PostgreSQL readings_hourly is a view over readings; on TimescaleDB it is
+    # compared before the refresh (computed from the readings in real time) and after it
+    # (read from the materialised hours).
+    def compare(conn: psycopg.Connection) -> None:
+        from zoneinfo import ZoneInfo
+
         for bucket, zone in ((timedelta(hours=1), None), (timedelta(days=1), "Europe/Berlin"),
                              (timedelta(hours=3), None)):
-            from zoneinfo import ZoneInfo
-
             window = Window(t("2025-06-02T00:00:00Z"), t("2025-06-05T00:00:00Z"), bucket,
                             ZoneInfo(zone) if zone else None)
             raw = query_series(conn, window, ["bin-a", "bin-b"],
@@ -225,6 +232,19 @@ def test_series_buckets_on_known_data(db):
             assert len(raw) == len(rolled) > 0
             for a, b in zip(raw, rolled):
                 assert a[:3] == b[:3] and a[4:] == b[4:] and a[3] == pytest.approx(b[3])
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        compare(conn)
+        if timescaledb:
+            conn.execute("CALL refresh_continuous_aggregate('readings_hourly', %s, %s)",
+                         (t("2025-06-01T00:00:00Z"), t("2025-06-06T00:00:00Z")))
+            schema, table = conn.execute(
+                "SELECT materialization_hypertable_schema, materialization_hypertable_name"
+                " FROM timescaledb_information.continuous_aggregates"
+                " WHERE view_name = 'readings_hourly'").fetchone()
+            # bin-a: fill at 10, 11 and 22 h, battery at 10 h; bin-b and soil-a at 10 h.
+            assert conn.execute(f'SELECT count(*) FROM "{schema}"."{table}"').fetchone()[0] == 6
+            compare(conn)
 
 
 def test_bucket_parsing():
