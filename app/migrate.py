@@ -2,7 +2,8 @@
 
 Safe to run twice and from two processes at once (an advisory lock serialises them). A
 migration that was changed after it was applied is refused: the database would not match the
-files any more.
+files any more; except the amendments listed in ``AMENDED``. What the server says while a
+migration runs (NOTICE, WARNING) is logged.
 """
 from __future__ import annotations
 
@@ -18,6 +19,15 @@ log = logging.getLogger(__name__)
 
 _LOCK_KEY = 0x6261_7568  # "bauh"
 _NAME = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
+
+# Migrations changed in place after release: version -> the checksums of the texts they
+# replace. An amendment may only make a migration run where its earlier text failed; where that
+# text ran it must have built the same schema, so a database that applied it is up to date and
+# only the recorded checksum moves on.
+AMENDED: dict[int, frozenset[str]] = {
+    # 002 degrades under TimescaleDB's Apache licence instead of failing (issue 14).
+    2: frozenset({"748abbb4962da7c3526aee64e4ba5b4e1a15b44abf47e103eabd08235e9625d2"}),
+}
 
 
 @dataclass(frozen=True)
@@ -60,9 +70,17 @@ def migrate(conninfo: str) -> list[Migration]:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+            conn.add_notice_handler(_log_notice)
             for migration in available():
                 if migration.version in done:
-                    if done[migration.version] != migration.checksum:
+                    recorded = done[migration.version]
+                    if recorded in AMENDED.get(migration.version, ()):
+                        log.info("migration %03d_%s was amended; the database is up to date,"
+                                 " recording the new checksum", migration.version, migration.name)
+                        conn.execute("UPDATE schema_migrations SET checksum = %s"
+                                     " WHERE version = %s",
+                                     (migration.checksum, migration.version))
+                    elif recorded != migration.checksum:
                         raise MigrationError(
                             f"migration {migration.version:03d}_{migration.name} was changed "
                             "after it was applied; add a new migration instead"
@@ -80,3 +98,9 @@ def migrate(conninfo: str) -> list[Migration]:
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def _log_notice(diag: psycopg.errors.Diagnostic) -> None:
+    # A WARNING from a migration is meant for the operator: TimescaleDB without its features.
+    level = logging.WARNING if diag.severity_nonlocalized == "WARNING" else logging.INFO
+    log.log(level, "database: %s", diag.message_primary)

@@ -5,7 +5,16 @@
 -- TimescaleDB: raw_uplinks and readings become hypertables (1-day chunks), compressed after
 -- 7 days; raw uplinks are dropped after 180 days, readings after 2 years; readings_hourly is a
 -- real-time continuous aggregate refreshed every 30 minutes over the last 3 days, a window well
--- inside the retained range so that retention never empties the aggregate.
+-- inside the retained range so that retention never empties the aggregate. Hours older than
+-- that window which receive late readings are refreshed by the writer (app/aggregates.py).
+--
+-- TimescaleDB under its Apache licence only (timescaledb.license = 'apache', e.g. some
+-- distributions' packages): compression, policies and continuous aggregates are not there, so
+-- the hypertables stay uncompressed and are never dropped by age, and readings_hourly is the
+-- plain view. A warning says so; nothing fails.
+--
+-- Amended after release to degrade under the Apache licence instead of failing there; where
+-- the first version ran, this one builds the same schema (app/migrate.py: AMENDED).
 DO $migration$
 DECLARE
     have_timescale boolean;
@@ -15,8 +24,23 @@ BEGIN
         OR (EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
             AND current_setting('shared_preload_libraries') LIKE '%timescaledb%');
 
-    IF NOT have_timescale THEN
-        RAISE NOTICE 'timescaledb not available: plain PostgreSQL tables and views';
+    IF have_timescale THEN
+        CREATE EXTENSION IF NOT EXISTS timescaledb;
+
+        PERFORM create_hypertable('raw_uplinks', 'received_at',
+                                  chunk_time_interval => INTERVAL '1 day', migrate_data => true);
+        PERFORM create_hypertable('readings', 'time',
+                                  chunk_time_interval => INTERVAL '1 day', migrate_data => true);
+    END IF;
+
+    IF NOT have_timescale OR current_setting('timescaledb.license', true) = 'apache' THEN
+        IF have_timescale THEN
+            RAISE WARNING 'timescaledb runs under its Apache licence only: hypertables without '
+                'compression, retention policies or the continuous aggregate; readings_hourly '
+                'is a plain view (set timescaledb.license = ''timescale'' for all of them)';
+        ELSE
+            RAISE NOTICE 'timescaledb not available: plain PostgreSQL tables and views';
+        END IF;
         CREATE VIEW readings_hourly AS
             SELECT date_bin('1 hour', time, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket,
                    device_id, metric,
@@ -27,13 +51,6 @@ BEGIN
              GROUP BY bucket, device_id, metric;
         RETURN;
     END IF;
-
-    CREATE EXTENSION IF NOT EXISTS timescaledb;
-
-    PERFORM create_hypertable('raw_uplinks', 'received_at',
-                              chunk_time_interval => INTERVAL '1 day', migrate_data => true);
-    PERFORM create_hypertable('readings', 'time',
-                              chunk_time_interval => INTERVAL '1 day', migrate_data => true);
 
     -- Every column of a unique index must be a segmentby or orderby column.
     ALTER TABLE raw_uplinks SET (timescaledb.compress,
