@@ -19,6 +19,7 @@ from datetime import datetime
 
 import psycopg
 
+from app.aggregates import HourlyAggregate
 from app.decoding import DeviceConfig, Decoding
 from app.model import DeadLetter, Uplink
 
@@ -130,6 +131,7 @@ class Store:
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
         self._conn: psycopg.Connection | None = None
+        self.hourly = HourlyAggregate()
 
     # --- connection ----------------------------------------------------------------------------
 
@@ -141,6 +143,7 @@ class Store:
             try:
                 conn.execute(_STAGING)
                 conn.commit()
+                self.hourly.detect(conn)
             except BaseException:
                 conn.close()
                 raise
@@ -250,7 +253,19 @@ class Store:
                 ]
                 self._insert_dead_letters(cur, letters)
                 report.dead_letters = letters
+        if report.readings and self.hourly.continuous:
+            self._refresh_late(conn, uplinks)
         return report
+
+    def _refresh_late(self, conn: psycopg.Connection, items: list[Prepared]) -> None:
+        """After the commit: readings written into hours TimescaleDB's aggregate may have
+        materialised already get those hours refreshed (app/aggregates.py)."""
+        try:
+            self.hourly.after_commit(conn, (r.time for i in items
+                                            if i.inserted and i.decoding is not None
+                                            for r in i.decoding.readings))
+        except TRANSIENT:
+            self.close()  # the batch is committed; the refresh waits for the next late batch
 
     @staticmethod
     def _insert_uplinks(cur: psycopg.Cursor, items: list[Prepared]) -> list[Prepared]:
