@@ -110,6 +110,7 @@ class HourlyAggregate:
         if window is None:
             return None
         self.pending = window
+        autocommit = conn.autocommit
         try:
             conn.autocommit = True
             try:
@@ -117,7 +118,7 @@ class HourlyAggregate:
                              window)
             finally:
                 if not conn.broken:
-                    conn.autocommit = False
+                    conn.autocommit = autocommit
         except (psycopg.OperationalError, psycopg.InterfaceError):
             raise
         except psycopg.Error as err:
