@@ -22,6 +22,7 @@ const state = {
   error: null,
   busy: new Set(), // "plan/seq" being saved
   rowErrors: new Map(), // "plan/seq" -> message key
+  saves: 0, // stops marked so far: a load that began before a save reads the route as it was
 };
 
 const el = {
@@ -87,9 +88,16 @@ function writeAddress(push) {
 async function load({ quiet = false } = {}) {
   if (!quiet) showMessage("loading");
   const requested = `${state.date}/${state.kind}`;
+  const saves = state.saves;
   try {
     const data = await api(`/api/v1/routes?date=${encodeURIComponent(state.date)}&kind=${state.kind}`);
     if (requested !== `${state.date}/${state.kind}`) return; // the crew moved on meanwhile
+    // A stop was marked while this was on its way (say, right after the access code was
+    // entered): the answer predates it and would take the tick back. Ask again.
+    if (saves !== state.saves || state.busy.size > 0) {
+      if (state.busy.size === 0) load({ quiet: true });
+      return;
+    }
     state.data = data;
     state.error = null;
   } catch (err) {
@@ -344,14 +352,17 @@ async function mark(plan, seq, status) {
   const key = `${plan.id}/${seq}`;
   if (state.busy.has(key)) return;
   state.busy.add(key);
+  state.saves += 1;
   state.rowErrors.delete(key);
   render();
   try {
     const stop = await api(`/api/v1/routes/${plan.id}/stops/${seq}`, { method: "PATCH", body: { status } });
-    const index = plan.stops.findIndex((s) => s.seq === seq);
-    if (index >= 0) plan.stops[index] = stop;
-    const done = plan.stops.filter((s) => s.status === "done").length;
-    plan.counts = { planned: plan.stops.length - done, done };
+    // The plan as shown now, which a load may have replaced while the save was on its way.
+    const shown = plans().find((p) => p.id === plan.id) || plan;
+    const index = shown.stops.findIndex((s) => s.seq === seq);
+    if (index >= 0) shown.stops[index] = stop;
+    const done = shown.stops.filter((s) => s.status === "done").length;
+    shown.counts = { planned: shown.stops.length - done, done };
   } catch (err) {
     state.rowErrors.set(key, errorKey(err));
     if (err.status === 401) shell.askForToken("token_needed_crew");
