@@ -95,9 +95,24 @@ def migrate(conninfo: str) -> list[Migration]:
                         (migration.version, migration.name, migration.checksum),
                     )
                 applied_now.append(migration)
+            _check_timescaledb_version(conn)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
     return applied_now
+
+
+def _check_timescaledb_version(conn: psycopg.Connection) -> None:
+    """A newer TimescaleDB image or package leaves the database on the old extension version
+    until someone updates it; say how, as updating is the operator's step (it must be the first
+    statement of a new session, which a migration cannot be)."""
+    row = conn.execute(
+        "SELECT e.extversion, a.default_version FROM pg_extension e"
+        " JOIN pg_available_extensions a ON a.name = e.extname"
+        " WHERE e.extname = 'timescaledb'").fetchone()
+    if row is not None and row[0] != row[1]:
+        log.warning("this database has TimescaleDB %s, the server offers %s: update it with "
+                    "`psql -X -c 'ALTER EXTENSION timescaledb UPDATE'` as the first command of "
+                    "a new session (docs/architecture.md, Storage)", row[0], row[1])
 
 
 def _log_notice(diag: psycopg.errors.Diagnostic) -> None:
