@@ -13,6 +13,11 @@ it out: a device's readings spread over the table, not clustered), on two connec
 with the primary key dropped during the load and rebuilt afterwards. A marker table
 (``bench_dataset``) records what was built; a later run with the same parameters reuses it.
 
+On TimescaleDB the build then does what the policies of migration 002 would have done over the
+year: chunks older than 7 days are compressed and the continuous aggregate ``readings_hourly``
+is materialised over the whole range (up to the policy's end offset), so that series are read
+as in production: from the aggregate, with the readings of compressed months behind it.
+
 Measurements go through the real HTTP stack: the service's FastAPI app under uvicorn in a
 thread of this process, an ``httpx`` client with keep-alive, one request at a time. For each
 endpoint: plain GETs (200) and conditional GETs with the ETag of the previous answer (304).
@@ -86,6 +91,41 @@ def ensure_database(admin_url: str, name: str, fresh: bool) -> str:
         sys.exit(f"{err}\n(the benchmark database was migrated with an older version of that "
                  "migration: run again with --rebuild)")
     return url
+
+
+def is_timescaledb(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM pg_extension"
+                                 " WHERE extname = 'timescaledb')").fetchone()[0])
+
+
+def table_sizes(url: str) -> str:
+    """On-disk size of readings (with its indexes, compressed chunks included)."""
+    with psycopg.connect(url) as conn:
+        if is_timescaledb(url):
+            size = conn.execute("SELECT hypertable_size('readings')").fetchone()[0]
+        else:
+            size = conn.execute("SELECT pg_total_relation_size('readings')").fetchone()[0]
+    return f"{size / 2**30:.2f} GiB"
+
+
+def timescaledb_policies_done(url: str, start: datetime, end: datetime, started: float) -> None:
+    """What migration 002's jobs would have done to a year of data: compress every chunk
+    older than 7 days, materialise the hourly aggregate up to an hour ago."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        old = [r[0] for r in conn.execute(
+            "SELECT c FROM show_chunks('readings', older_than => INTERVAL '7 days') c")]
+        for i, chunk in enumerate(old, 1):
+            conn.execute("SELECT compress_chunk(%s::regclass, if_not_compressed => true)",
+                         (chunk,))
+            if i % 30 == 0:
+                print(f"  {i}/{len(old)} chunks compressed ({time.monotonic() - started:.0f} s)",
+                      flush=True)
+        print(f"  {len(old)} chunks compressed; materialising readings_hourly"
+              f" ({time.monotonic() - started:.0f} s)", flush=True)
+        until = min(end, datetime.now(timezone.utc) - timedelta(hours=1))
+        conn.execute("CALL refresh_continuous_aggregate('readings_hourly', %s, %s)",
+                     (start, until))
 
 
 def dataset_key(args: argparse.Namespace) -> str:
@@ -190,6 +230,9 @@ def build(url: str, args: argparse.Namespace, key: str) -> dict:
             "   ORDER BY time DESC LIMIT 1) r")
         conn.execute("UPDATE devices d SET last_seen = l.time FROM latest_readings l"
                       " WHERE l.device_id = d.device_id")
+    if is_timescaledb(url):
+        timescaledb_policies_done(url, start, end, started)
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM (ANALYZE) readings")
         conn.execute("VACUUM (ANALYZE) latest_readings")
         conn.execute("VACUUM (ANALYZE) devices")
@@ -298,14 +341,22 @@ def timed(client, paths: list[str], requests: int, conditional: bool,
 
 
 def explain(url: str, device_id: str, since: datetime, until: datetime) -> str:
-    from app.api.series import Window, series_sql
+    """The plans of what a 30-day hourly series runs: the version stamp over the readings and
+    the series itself, from the aggregate where TimescaleDB has it."""
+    from app.api.series import Window, digest_sql, series_sql
 
     window = Window(since, until, timedelta(hours=1), None)
-    sql, params = series_sql(window, [device_id], ["fill_level_pct"], "readings")
+    source = "readings_hourly" if is_timescaledb(url) else "readings"
+    out = []
     with psycopg.connect(url) as conn:
-        rows = conn.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY OFF) " + sql,
-                            params).fetchall()
-    return "\n".join(r[0] for r in rows)
+        for name, (sql, params) in (
+                ("version stamp", digest_sql(window, [device_id], ["fill_level_pct"])),
+                (f"series from {source}",
+                 series_sql(window, [device_id], ["fill_level_pct"], source))):
+            rows = conn.execute("EXPLAIN (ANALYZE, COSTS OFF, SUMMARY OFF) " + sql,
+                                params).fetchall()
+            out.append(f"-- {name}\n" + "\n".join(r[0] for r in rows))
+    return "\n".join(out)
 
 
 def measure(url: str, dataset: dict, args: argparse.Namespace) -> list[tuple[str, dict]]:
@@ -334,6 +385,12 @@ def measure(url: str, dataset: dict, args: argparse.Namespace) -> list[tuple[str
     bins = round(800 * args.devices / 1000)
     rotating = [f"/api/v1/devices/bench-bin-{i:04d}/series?{window}"
                 for i in range(1, bins + 1)]
+    # A month wholly in the past: compressed on TimescaleDB, long out of the buffers.
+    back_since, back_until = end - timedelta(days=120), end - timedelta(days=90)
+    back = f"metric=fill_level_pct&bucket=1h&since={back_since:%Y-%m-%dT%H:%M:%SZ}" \
+           f"&until={back_until:%Y-%m-%dT%H:%M:%SZ}"
+    months_back = [f"/api/v1/devices/bench-bin-{i:04d}/series?{back}"
+                   for i in range(1, bins + 1)]
     results = []
     try:
         with httpx.Client(base_url=base, timeout=30) as client:  # keep-alive: one connection
@@ -354,6 +411,8 @@ def measure(url: str, dataset: dict, args: argparse.Namespace) -> list[tuple[str
                             timed(client, [one], n, True, 304, procs)))
             results.append((f"  a different bin each request ({bins} bins)",
                             timed(client, rotating, n, False, 200, procs)))
+            results.append(("30 days 3–4 months back, a different bin each request",
+                            timed(client, months_back, n, False, 200, procs)))
     finally:
         server.terminate()
         server.join(10)
@@ -397,8 +456,15 @@ def main() -> None:
     if args.build_only:
         return
     end = dataset["end"]
-    print()
-    print("plan of the 30-day hourly series (plain PostgreSQL):")
+    kind = "TimescaleDB" if is_timescaledb(url) else "plain PostgreSQL"
+    with psycopg.connect(url) as conn:
+        version = conn.execute("SHOW server_version").fetchone()[0]
+        extension = conn.execute("SELECT extversion FROM pg_extension"
+                                 " WHERE extname = 'timescaledb'").fetchone()
+    print(f"\n{kind}: PostgreSQL {version}"
+          + (f", TimescaleDB {extension[0]}" if extension else "")
+          + f"; readings take {table_sizes(url)}")
+    print("\nplans of the 30-day hourly series:")
     print(explain(url, "bench-bin-0500", end - timedelta(days=30), end))
     load = os.getloadavg()
     print(f"\nload average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f};"

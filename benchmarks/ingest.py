@@ -284,8 +284,13 @@ def main() -> None:
             args.mqtt_host, args.mqtt_port = broker.host, broker.port
             broker_name = "embedded rumqttd"
 
+        migrate(args.conninfo)
         with psycopg.connect(args.conninfo) as conn:
             version = conn.execute("SHOW server_version").fetchone()[0]
+            timescale = conn.execute("SELECT extversion FROM pg_extension"
+                                     " WHERE extname = 'timescaledb'").fetchone()
+        if timescale:
+            version += f" with TimescaleDB {timescale[0]} (hypertables)"
         what = (f"{args.duration:.0f} s per fixed rate" if args.duration
                 else f"{args.count} uplinks per rate")
         print(f"# ingest benchmark: {what} from {args.devices} devices, {db_name} {version}, "

@@ -103,6 +103,11 @@ def test_bauhof_migrate_twice_builds_the_time_series_this_database_can_hold(
                     for r in conn.execute(
             "SELECT proc_name, hypertable_name, config FROM timescaledb_information.jobs"
             " WHERE proc_name LIKE 'policy_%' AND hypertable_name IS NOT NULL")}
+        # One device's metric over a time range, as /series asks (migration 007).
+        [index] = conn.execute("SELECT indexdef FROM pg_indexes"
+                               " WHERE indexname = 'readings_hourly_device_metric_bucket_idx'"
+                               ).fetchone()
+        assert index.endswith("(device_id, metric, bucket DESC)"), index
         # Real time: hours the policy has not materialised yet come from the readings.
         assert conn.execute("SELECT materialized_only FROM"
                             " timescaledb_information.continuous_aggregates"

@@ -189,21 +189,26 @@ def series_sql(window: Window, device_ids: list[str], metrics: list[str],
     return sql, params
 
 
+def digest_sql(window: Window, device_ids: list[str],
+               metrics: list[str]) -> tuple[str, dict[str, Any]]:
+    """The query of :func:`readings_digest` and its parameters."""
+    params = {**window.params(),
+              "d": device_ids[0] if len(device_ids) == 1 else device_ids,
+              "m": metrics[0] if len(metrics) == 1 else metrics}
+    row_hash = ROW_HASH.format(d="device_id", m="metric", t="time", v="value")
+    return (f"SELECT count(*), sum({row_hash})"
+            f" FROM readings WHERE {_in('device_id', 'd', device_ids)}"
+            f" AND {_in('metric', 'm', metrics)} AND time >= %(since)s AND time < %(until)s",
+            params)
+
+
 def readings_digest(conn: psycopg.Connection, window: Window, device_ids: list[str],
                     metrics: list[str]) -> tuple[int, Any]:
     """A version stamp of the readings a series is made of: their count and a sum of per-row
     hashes of (device, metric, time, value). The same index-only range scan as the series,
     without sorting or aggregating: a fraction of its cost, so that a poll whose answer has
     not changed costs little more than this (see app.api.caching)."""
-    params = {**window.params(),
-              "d": device_ids[0] if len(device_ids) == 1 else device_ids,
-              "m": metrics[0] if len(metrics) == 1 else metrics}
-    row_hash = ROW_HASH.format(d="device_id", m="metric", t="time", v="value")
-    return conn.execute(
-        f"SELECT count(*), sum({row_hash})"
-        f" FROM readings WHERE {_in('device_id', 'd', device_ids)}"
-        f" AND {_in('metric', 'm', metrics)} AND time >= %(since)s AND time < %(until)s",
-        params).fetchone()
+    return conn.execute(*digest_sql(window, device_ids, metrics)).fetchone()
 
 
 def query_series(conn: psycopg.Connection, window: Window, device_ids: list[str],
