@@ -221,6 +221,13 @@ def test_series_buckets_on_known_data(db, timescaledb):
                     {"tz": "Mars/Olympus"}, {"since": "2025-06-03T00:00:00"}):
             assert client.get(url, params=bad).status_code == 422, bad
         assert client.get("/api/v1/devices/nobody/series").status_code == 404
+        assert client.get("/api/v1/devices/nobody/series",
+                          params={"metric": "fill_level_pct"}).status_code == 404
+        # A known device without readings in the range: an empty series, not a 404.
+        empty = client.get(url, params={"metric": "fill_level_pct",
+                                        "since": "2020-01-01T00:00:00Z",
+                                        "until": "2020-01-02T00:00:00Z"})
+        assert empty.status_code == 200 and empty.json()["series"] == []
 
     # The aggregate path recombines hourly rows into the same buckets as the readings give.
     # On plain PostgreSQL readings_hourly is a view over readings; on TimescaleDB its hours

@@ -359,13 +359,24 @@ def device_series(conn: Conn, request: Request, device_id: DeviceId,
                 f"{len(metrics)} metrics × {window.count:,} buckets")
     source = choose_source(request, conn, window)
     cache.max_age = max_age_for(window.until)
-    digest = readings_digest(conn, window, [device_id], metrics) if metrics else (0, None)
-    if not digest[0] and conn.execute("SELECT 1 FROM devices WHERE device_id = %s",
-                                      (device_id,)).fetchone() is None:
+    rows: list[tuple] | None = None
+    if source == "readings":
+        digest = readings_digest(conn, window, [device_id], metrics) if metrics else (0, None)
+        found = digest[0] > 0
+    else:
+        # The aggregate's rows are not what a stamp of the readings covers, and a scan of the
+        # readings (on TimescaleDB, of compressed chunks) only to learn whether there are any
+        # would cost more than the series.
+        digest = None
+        rows = query_series(conn, window, [device_id], metrics, source) if metrics else []
+        found = bool(rows)
+    if not found and conn.execute("SELECT 1 FROM devices WHERE device_id = %s",
+                                  (device_id,)).fetchone() is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id}")
-    if source == "readings":  # (the aggregate's rows are not what the digest covers)
+    if digest is not None:
         cache.stamp(request, window.since, window.until, metrics, *digest)
-    rows = query_series(conn, window, [device_id], metrics, source) if digest[0] else []
+    if rows is None:
+        rows = query_series(conn, window, [device_id], metrics, source) if found else []
     by_metric: dict[str, list[tuple]] = {}
     for row in rows:
         by_metric.setdefault(row[1], []).append(row)
