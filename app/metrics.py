@@ -16,7 +16,12 @@ class Metrics:
                                  "Uplinks already stored (same idempotency key)", ["source"],
                                  registry=r)
         self.ignored = Counter("bauhof_messages_ignored_total",
-                               "Valid messages that are not uplinks", ["source"], registry=r)
+                               "Valid messages that are not uplinks, by source and kind (TTS:"
+                               " join_accept, downlink_sent, ...; ChirpStack: join, log, ...)",
+                               ["source", "kind"], registry=r)
+        self.device_status = Counter("bauhof_device_status_recorded_total",
+                                     "Device status reports (ChirpStack status events) recorded",
+                                     ["source"], registry=r)
         self.dead_letters = Counter("bauhof_dead_letters_total",
                                     "Messages or uplinks dead-lettered, by stage", ["stage"],
                                     registry=r)

@@ -74,6 +74,7 @@ class Outcome(str, enum.Enum):
     DUPLICATE = "duplicate"
     DEAD_LETTER = "dead_letter"  # not stored as an uplink; see ingest_errors
     IGNORED = "ignored"  # valid, but not an uplink (join, downlink events)
+    RECORDED = "recorded"  # a device's status (battery, link margin): kept, not an uplink
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,29 @@ class Reading:
     device_id: str
     metric: str
     value: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    """A device's health as the network server last asked it: ChirpStack's ``status`` event,
+    the LoRaWAN DevStatusAns (battery level and demodulation margin of the last request)."""
+
+    network: Network
+    source: str
+    device_id: str
+    application_id: str
+    time: datetime
+    margin_db: int
+    battery_pct: float | None  # None: the device cannot measure it, or runs on external power
+    external_power: bool = False
+    dev_eui: str | None = None
+    device_name: str | None = None
+
+    def readings(self) -> list[Reading]:
+        values = [("link_margin_db", float(self.margin_db))]
+        if self.battery_pct is not None:
+            values.append(("battery_pct", self.battery_pct))
+        return [Reading(self.time, self.device_id, metric, value) for metric, value in values]
 
 
 @dataclass(slots=True)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from app.config import Settings
 from app.decoding import Decoding, DeviceConfig, decode_uplink
 from app.metrics import Metrics
-from app.model import DeadLetter, Outcome, Result
+from app.model import DeadLetter, DeviceStatus, Outcome, Result
 from app.sources.chirpstack import parse_chirpstack
-from app.sources.errors import Rejected
-from app.sources.tts import NotAnUplink, parse_tts
+from app.sources.errors import NotAnUplink, Rejected
+from app.sources.tts import parse_tts
 from app.store import TRANSIENT, Prepared, Store
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,7 @@ class Message:
     source: str  # tts-mqtt, tts-webhook, chirpstack-mqtt, ...
     topic: str | None = None
     done: Done | None = None
+    event: str | None = None  # ChirpStack HTTP integration: ?event= (MQTT: in the topic)
 
 
 class Intake:
@@ -161,6 +162,7 @@ class Pipeline:
         self._devices: dict[str, DeviceConfig] = {}
         self._devices_version = 0
         self._devices_loaded_at = float("-inf")
+        self._unknown_kinds: set[tuple[str, str]] = set()  # (source, kind) logged already
         self.database_ok = False
         self.last_error: str | None = None
         self.last_commit_at: float | None = None
@@ -349,7 +351,10 @@ class Pipeline:
             self.metrics.dead_letters.labels(letter.stage).inc()
         # Counted per batch, not per message: labels() costs more than the rest of the loop.
         outcomes: Counter[tuple[Outcome, str]] = Counter()
+        other_kinds: Counter[tuple[str, str]] = Counter()
         for message, item in zip(batch, prepared):
+            if item.kind is not None:
+                other_kinds[message.source, item.kind] += 1
             if message.done is None:
                 outcomes[self._outcome(item), message.source] += 1
                 continue
@@ -361,10 +366,12 @@ class Pipeline:
                 log.exception("completion callback failed")
         counters = {Outcome.STORED: self.metrics.stored,
                     Outcome.DUPLICATE: self.metrics.duplicate,
-                    Outcome.IGNORED: self.metrics.ignored}
+                    Outcome.RECORDED: self.metrics.device_status}
         for (outcome, source), n in outcomes.items():
             if outcome in counters:
                 counters[outcome].labels(source).inc(n)
+        for (source, kind), n in other_kinds.items():
+            self.metrics.ignored.labels(source, kind).inc(n)
         if self.on_committed is not None and report.inserted:
             devices = {item.uplink.device_id for item in prepared
                        if item.inserted and item.uplink is not None}
@@ -376,6 +383,8 @@ class Pipeline:
     @staticmethod
     def _outcome(item: Prepared) -> Outcome:
         """What ``_result`` would say, without building the Result."""
+        if item.status is not None and not item.refused:
+            return Outcome.RECORDED
         if item.uplink is None or item.refused:
             return Outcome.IGNORED if item.dead_letter is None else Outcome.DEAD_LETTER
         return Outcome.STORED if item.inserted else Outcome.DUPLICATE
@@ -384,6 +393,9 @@ class Pipeline:
     def _result(item: Prepared) -> Result:
         u = item.uplink
         letter = item.dead_letter
+        if item.status is not None and not item.refused:
+            return Result(Outcome.RECORDED, None, item.status.device_id,
+                          len(item.status.readings()))
         if u is None or item.refused:
             if letter is None:
                 return Result(Outcome.IGNORED)
@@ -405,11 +417,21 @@ class Pipeline:
             if message.source.startswith("tts"):
                 uplink = parse_tts(message.raw, message.source, message.topic)
             elif message.source.startswith("chirpstack"):
-                uplink = parse_chirpstack(message.raw, message.source, message.topic)
+                parsed = parse_chirpstack(message.raw, message.source, message.topic,
+                                          message.event)
+                if isinstance(parsed, DeviceStatus):
+                    item.status = parsed
+                    return item
+                uplink = parsed
             else:
                 raise Rejected("parse", f"no parser for source {message.source!r}")
-        except NotAnUplink as kind:
-            log.debug("ignoring TTS %s message", kind, extra=self._context(message))
+        except NotAnUplink as other:
+            item.kind = other.kind
+            if not other.known and (message.source, other.kind) not in self._unknown_kinds:
+                self._unknown_kinds.add((message.source, other.kind))
+                log.warning("a message of a kind we do not know, %r: answered and counted, "
+                            "not stored (said once per kind)", other.kind,
+                            extra=self._context(message))
             return item
         except Rejected as err:
             item.dead_letter = self._letter(message, err.stage, err.reason, err.device_id)

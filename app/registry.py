@@ -12,7 +12,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from app.sources.tts import TTS_ID_PATTERN
 
@@ -20,7 +20,7 @@ Kind = Literal["bin", "weather", "soil", "irrigation", "level", "other"]
 
 _COLUMNS = ("device_id, dev_eui, application_id, network, brand_id, model_id, decoder, kind, "
             "name, municipality, latitude, longitude, attributes, registered, created_at, "
-            "last_seen")
+            "last_seen, status_at, battery_pct, external_power, link_margin_db")
 
 
 class DeviceSettings(BaseModel):
@@ -43,6 +43,16 @@ class DeviceSettings(BaseModel):
     )
 
 
+class DeviceHealth(BaseModel):
+    """What the network server last learned of the device (ChirpStack status event)."""
+
+    time: datetime
+    battery_pct: float | None = Field(description="None: not measurable, or external power")
+    external_power: bool | None
+    link_margin_db: int | None = Field(description="demodulation margin of the device's last "
+                                                   "received downlink")
+
+
 class Device(BaseModel):
     device_id: str
     dev_eui: str | None
@@ -60,6 +70,17 @@ class Device(BaseModel):
     registered: bool
     created_at: datetime
     last_seen: datetime | None
+    status: DeviceHealth | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _status_from_columns(cls, row: Any) -> Any:
+        if isinstance(row, dict) and "status_at" in row:
+            row = dict(row)
+            at = row.pop("status_at")
+            health = {k: row.pop(k) for k in ("battery_pct", "external_power", "link_margin_db")}
+            row["status"] = DeviceHealth(time=at, **health) if at is not None else None
+        return row
 
 
 DEVICE_ID = Field(pattern=TTS_ID_PATTERN, description="TTS device id (eui-<deveui> for ChirpStack)")

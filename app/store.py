@@ -21,7 +21,7 @@ import psycopg
 
 from app.aggregates import HourlyAggregate
 from app.decoding import DeviceConfig, Decoding
-from app.model import DeadLetter, Uplink
+from app.model import DeadLetter, DeviceStatus, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class Prepared:
     dead_letter: DeadLetter | None = None  # the message's own, or its decode error
     inserted: bool = False  # set by the writer
     refused: bool = False  # the database would not take it; dead-lettered instead
+    kind: str | None = None  # a valid message that is no uplink: its kind (join_accept, log)
+    status: DeviceStatus | None = None  # a device's health report (ChirpStack status event)
 
 
 @dataclass(slots=True)
@@ -122,6 +124,32 @@ SELECT DISTINCT ON (device_id, metric) device_id, metric, time, value
  ORDER BY device_id, metric, time DESC, n
 ON CONFLICT (device_id, metric) DO UPDATE
     SET time = EXCLUDED.time, value = EXCLUDED.value
+    WHERE latest_readings.time < EXCLUDED.time
+"""
+# A device's health report: sighted like an uplink's device, its status kept where it is newer.
+_UPSERT_STATUS = """
+INSERT INTO devices (device_id, dev_eui, application_id, network, name, last_seen, status_at,
+                     battery_pct, external_power, link_margin_db)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (device_id) DO UPDATE SET
+    last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),
+    dev_eui = COALESCE(devices.dev_eui, EXCLUDED.dev_eui),
+    application_id = COALESCE(devices.application_id, EXCLUDED.application_id),
+    network = COALESCE(devices.network, EXCLUDED.network),
+    name = COALESCE(devices.name, EXCLUDED.name),
+    status_at = GREATEST(devices.status_at, EXCLUDED.status_at),
+    battery_pct = CASE WHEN devices.status_at >= EXCLUDED.status_at THEN devices.battery_pct
+                       ELSE EXCLUDED.battery_pct END,
+    external_power = CASE WHEN devices.status_at >= EXCLUDED.status_at
+                          THEN devices.external_power ELSE EXCLUDED.external_power END,
+    link_margin_db = CASE WHEN devices.status_at >= EXCLUDED.status_at
+                          THEN devices.link_margin_db ELSE EXCLUDED.link_margin_db END
+"""
+_INSERT_READING = ("INSERT INTO readings (time, device_id, metric, value) VALUES (%s, %s, %s, %s)"
+                   " ON CONFLICT DO NOTHING")
+_UPSERT_LATEST_ONE = """
+INSERT INTO latest_readings (device_id, metric, time, value) VALUES (%s, %s, %s, %s)
+ON CONFLICT (device_id, metric) DO UPDATE SET time = EXCLUDED.time, value = EXCLUDED.value
     WHERE latest_readings.time < EXCLUDED.time
 """
 _NUL_ESCAPE = b"\\u0000"  # how JSON spells NUL, which PostgreSQL text cannot hold
@@ -253,17 +281,37 @@ class Store:
                 ]
                 self._insert_dead_letters(cur, letters)
                 report.dead_letters = letters
+                statuses = [i.status for i in items if i.status is not None]
+                if statuses:
+                    report.readings += self._record_statuses(cur, statuses)
         if report.readings and self.hourly.continuous:
-            self._refresh_late(conn, uplinks)
+            self._refresh_late(conn, items)
         return report
+
+    @staticmethod
+    def _record_statuses(cur: psycopg.Cursor, statuses: list[DeviceStatus]) -> int:
+        """Device health reports: rare (a network server asks about once a day), so plain
+        statements. Several of one device in a batch: the newest decides, in time order."""
+        readings = 0
+        for status in sorted(statuses, key=lambda s: (s.device_id, s.time)):
+            cur.execute(_UPSERT_STATUS, (
+                status.device_id, status.dev_eui, status.application_id, status.network.value,
+                status.device_name, status.time, status.time, status.battery_pct,
+                status.external_power, status.margin_db))
+            for r in status.readings():
+                cur.execute(_INSERT_READING, (r.time, r.device_id, r.metric, r.value))
+                readings += cur.rowcount
+                cur.execute(_UPSERT_LATEST_ONE, (r.device_id, r.metric, r.time, r.value))
+        return readings
 
     def _refresh_late(self, conn: psycopg.Connection, items: list[Prepared]) -> None:
         """After the commit: readings written into hours TimescaleDB's aggregate may have
         materialised already get those hours refreshed (app/aggregates.py)."""
         try:
-            self.hourly.after_commit(conn, (r.time for i in items
-                                            if i.inserted and i.decoding is not None
-                                            for r in i.decoding.readings))
+            self.hourly.after_commit(conn, (
+                r.time for i in items
+                for r in ((i.decoding.readings if i.inserted and i.decoding is not None
+                           else ()) if i.status is None else i.status.readings())))
         except TRANSIENT:
             self.close()  # the batch is committed; the refresh waits for the next late batch
 

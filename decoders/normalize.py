@@ -44,6 +44,8 @@ METRICS: dict[str, str] = {
     # device
     "battery_v": "battery voltage, V",
     "battery_pct": "battery charge, %",
+    "link_margin_db": "demodulation margin of the device's last received downlink, dB "
+                      "(LoRaWAN DevStatusAns, from the network server)",
     "tilt_deg": "tilt from the mounting position, °",
     "device_temperature_c": "temperature inside the device, °C",
     # irrigation and I/O controllers: states are 1 (on, high, closed) or 0

@@ -109,7 +109,9 @@ class VirtualDevice:
                          received_at: datetime | None = None,
                          decoded_payload: dict[str, Any] | None = None) -> dict[str, Any]:
         """What the Console's "simulate uplink" publishes (formats.md §4): flagged simulated,
-        placeholder radio data, no f_cnt and no session key; the frame counter is untouched."""
+        placeholder radio data, no f_cnt and no session key, and Go's zero time as the network
+        server's reception (it never saw the uplink; the application server's time is the
+        envelope's); the frame counter is untouched."""
         when = received_at or datetime.now(timezone.utc)
         message = _drop_zero({
             "f_port": f_port,
@@ -119,7 +121,7 @@ class VirtualDevice:
                              "channel_rssi": 42, "snr": 4.2}],
             "settings": {"data_rate": {"lora": {"bandwidth": 125000, "spreading_factor": 7}},
                          "frequency": "868000000"},
-            "received_at": rfc3339(when, self.rng.randrange(1000)),
+            "received_at": "0001-01-01T00:00:00Z",
         })
         return {
             "end_device_ids": self._ids(),

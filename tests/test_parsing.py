@@ -106,7 +106,14 @@ def test_join_accept_is_not_an_uplink():
     (tts(uplink_message__f_cnt=2**40), "validate", "f_cnt: Input should be less than"),
     (tts(uplink_message__f_cnt="many"), "validate", "f_cnt"),
     (tts(uplink_message__f_port=300), "validate", "f_port"),
-    (tts(uplink_message__received_at=..., received_at=...), "validate", "no received_at"),
+    (tts(uplink_message__received_at=..., received_at=...,
+         uplink_message__rx_metadata=[]), "validate", "no received_at"),
+    (tts(uplink_message__received_at="0001-01-01T00:00:00Z", received_at=...,
+         uplink_message__rx_metadata=[{"gateway_ids": {"gateway_id": "test"},
+                                       "time": "yesterday", "received_at": 1.5}]),
+     "validate", "no received_at"),
+    (tts(uplink_message__received_at="1970-01-01T00:00:00Z"), "validate",
+     "received_at 1970-01-01T00:00:00+00:00 is not between 2000 and 2100"),
     (tts(uplink_message__received_at="2025-06-03T05:42:17"), "validate", "time zone"),
     (tts(uplink_message__frm_payload=base64.b64encode(bytes(300)).decode()), "validate",
      "at most 255"),
@@ -118,6 +125,25 @@ def test_bad_input_is_rejected_with_a_reason(raw, stage, reason):
         parse_tts(raw, "tts-mqtt")
     assert caught.value.stage == stage
     assert reason in caught.value.reason
+
+
+def test_a_missing_or_zero_network_time_falls_back_to_the_application_then_a_gateway():
+    doc = json.loads(RAW)
+    server = datetime.fromisoformat(doc["received_at"])
+    gateway = datetime.fromisoformat(doc["uplink_message"]["rx_metadata"][0]["received_at"])
+    network = datetime.fromisoformat(doc["uplink_message"]["received_at"])
+    assert len({server, gateway, network}) == 3
+    # Go's zero time, as Console-simulated uplinks and their Storage Integration copies carry.
+    zero = "0001-01-01T00:00:00Z"
+    assert parse_tts(tts(uplink_message__received_at=zero), "tts-mqtt").received_at == server
+    assert parse_tts(tts(uplink_message__received_at=...), "tts-mqtt").received_at == server
+    for envelope in (zero, ...):
+        u = parse_tts(tts(uplink_message__received_at=zero, received_at=envelope), "tts-mqtt")
+        assert u.received_at == gateway
+    # Delivered by MQTT, a webhook or the backfill: the same time, so the same key.
+    once = parse_tts(tts(uplink_message__received_at=zero), "tts-mqtt")
+    again = parse_tts(tts(uplink_message__received_at=zero), "tts-backfill")
+    assert (once.received_at, once.dedup_key) == (again.received_at, again.dedup_key)
 
 
 def test_topic_must_name_the_same_device():

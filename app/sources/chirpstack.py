@@ -3,6 +3,10 @@
 ChirpStack emits every scalar even when zero, names fields in lowerCamelCase, writes DevEUIs in
 lower case and has no device-repository ids; a device tag ``decoder`` (``vendor/model``) can name
 the decoder instead.
+
+The event type is not in the body: MQTT names it as the topic's last level
+(``application/{id}/device/{dev_eui}/event/{type}``), the HTTP integration as ``?event=``. A
+subscription to ``event/+`` brings every type; only ``up`` is an uplink.
 """
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from app.model import Network, Radio, Uplink
-from app.sources.errors import Rejected, describe_validation_error
+from app.model import DeviceStatus, Network, Radio, Uplink
+from app.sources.errors import NotAnUplink, Rejected, describe_validation_error
 from app.sources.tts import (MAX_BANDWIDTH_HZ, MAX_FREQUENCY_HZ, MAX_FRM_PAYLOAD,
                              MAX_SPREADING_FACTOR, NOT_STORABLE, RSSI_SNR_BOUND, check_time,
                              storable_json)
@@ -65,19 +69,47 @@ class UplinkEvent(BaseModel):
     txInfo: TxInfo | None = None
 
 
-def parse_chirpstack(raw: bytes, source: str, topic: str | None = None) -> Uplink:
+# The integration event types of ChirpStack v4 (shared/formats.md §5.1): the integration trait
+# emits the first seven; the docs also name `integration`.
+EVENTS = ("up", "join", "ack", "txack", "log", "status", "location", "integration")
+
+
+def event_type(topic: str | None, event: str | None = None) -> str:
+    """The event type: the HTTP integration's ``event``, else the topic's ``event/<type>``,
+    else ``up`` (a topic of another layout, subscribed to uplinks only)."""
+    if event:
+        return event
+    if topic is not None:
+        parts = topic.split("/")
+        if len(parts) >= 2 and parts[-2] == "event":
+            return parts[-1]
+    return "up"
+
+
+class StatusEvent(BaseModel):
+    """``integration.StatusEvent``: the device's answer to the network server's DevStatusReq."""
+
+    time: datetime
+    deviceInfo: DeviceInfo
+    margin: int = Field(default=0, ge=-128, le=127)  # dB; LoRaWAN: 6-bit signed
+    externalPowerSource: bool = False
+    batteryLevelUnavailable: bool = False
+    batteryLevel: float = Field(default=0, ge=0, le=100, allow_inf_nan=False)  # percent
+
+
+def parse_chirpstack(raw: bytes, source: str, topic: str | None = None,
+                     event: str | None = None) -> Uplink | DeviceStatus:
+    kind = event_type(topic, event)
+    if kind == "status":
+        return parse_status(raw, source, topic)
+    if kind != "up":
+        raise NotAnUplink(kind[:64], known=kind in EVENTS)
     try:
         event = UplinkEvent.model_validate_json(raw)
     except ValidationError as err:
         raise describe_validation_error(err) from None
     info = event.deviceInfo
-    device_id = f"eui-{info.devEui.lower()}"
-    if topic is not None:
-        # application/{application_id}/device/{dev_eui}/event/up
-        parts = topic.split("/")
-        if len(parts) >= 4 and parts[2] == "device" and parts[3].lower() != info.devEui.lower():
-            raise Rejected("validate", f"topic names device {parts[3]!r} but the message is "
-                           f"from {info.devEui!r}", device_id)
+    device_id = _device_id(info, topic)
     check_time(event.time, "time", device_id)
     if event.object is not None and not storable_json(event.object):
         raise Rejected("validate", NOT_STORABLE.format("object"), device_id)
@@ -119,3 +151,31 @@ def parse_chirpstack(raw: bytes, source: str, topic: str | None = None) -> Uplin
             frequency=event.txInfo.frequency if event.txInfo else None,
         ),
     )
+
+
+def parse_status(raw: bytes, source: str, topic: str | None = None) -> DeviceStatus:
+    try:
+        event = StatusEvent.model_validate_json(raw)
+    except ValidationError as err:
+        raise describe_validation_error(err) from None
+    info = event.deviceInfo
+    device_id = _device_id(info, topic)
+    check_time(event.time, "time", device_id)
+    unknown = event.batteryLevelUnavailable or event.externalPowerSource
+    return DeviceStatus(
+        network=Network.CHIRPSTACK, source=source, device_id=device_id,
+        application_id=info.applicationId.lower(), time=event.time, margin_db=event.margin,
+        battery_pct=None if unknown else event.batteryLevel,
+        external_power=event.externalPowerSource, dev_eui=info.devEui.upper(),
+        device_name=info.deviceName or None)
+
+
+def _device_id(info: DeviceInfo, topic: str | None) -> str:
+    device_id = f"eui-{info.devEui.lower()}"
+    if topic is not None:
+        # application/{application_id}/device/{dev_eui}/event/{type}
+        parts = topic.split("/")
+        if len(parts) >= 4 and parts[2] == "device" and parts[3].lower() != info.devEui.lower():
+            raise Rejected("validate", f"topic names device {parts[3]!r} but the message is "
+                           f"from {info.devEui!r}", device_id)
+    return device_id

@@ -1,4 +1,5 @@
-"""The one error a parser raises for input it cannot accept, with a reason a person can act on."""
+"""What a parser raises instead of returning an uplink: input it cannot accept, with a reason a
+person can act on, or a valid message of another kind."""
 from __future__ import annotations
 
 from pydantic import ValidationError
@@ -16,6 +17,17 @@ class Rejected(Exception):
         self.stage = stage
         self.reason = reason
         self.device_id = device_id
+
+
+class NotAnUplink(Exception):
+    """A valid message of another kind (a join, a downlink event, a ChirpStack log): answered,
+    counted by kind, never stored or dead-lettered. ``known`` is False for a kind the network
+    added after us."""
+
+    def __init__(self, kind: str, known: bool = True) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.known = known
 
 
 def describe_validation_error(err: ValidationError, limit: int = 3) -> Rejected:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import math
 from datetime import datetime, timezone
 from typing import Annotated, Any
@@ -18,7 +19,7 @@ from typing_extensions import NotRequired, TypedDict
 from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError
 
 from app.model import Network, Radio, Uplink
-from app.sources.errors import Rejected, describe_validation_error
+from app.sources.errors import NotAnUplink, Rejected, describe_validation_error
 
 # TTS identifier rule (lower-case, 3-36 chars, single dashes); anything else is not from TTS.
 TTS_ID_PATTERN = r"^[a-z0-9](?:-?[a-z0-9]){2,35}$"
@@ -59,6 +60,10 @@ class GatewayIds(BaseModel):
 
 class RxMetadata(BaseModel):
     gateway_ids: GatewayIds = GatewayIds()
+    # Read only when the network's own times are missing (see reception_time), and unchecked:
+    # a gateway's odd clock must never cost the uplink.
+    received_at: Any = None
+    time: Any = None
     rssi: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
                                le=RSSI_SNR_BOUND)
     channel_rssi: float | None = Field(default=None, allow_inf_nan=False, ge=-RSSI_SNR_BOUND,
@@ -108,19 +113,16 @@ class ApplicationUp(BaseModel):
     received_at: datetime | None = None
     simulated: bool = False
     uplink_message: UplinkMessage | None = None
-    # Other upstream kinds share the envelope; we only recognise them to ignore them politely.
-    join_accept: dict[str, Any] | None = None
-    downlink_queued: dict[str, Any] | None = None
-    downlink_sent: dict[str, Any] | None = None
-    downlink_ack: dict[str, Any] | None = None
-    downlink_nack: dict[str, Any] | None = None
-    downlink_failed: dict[str, Any] | None = None
-    location_solved: dict[str, Any] | None = None
-    service_data: dict[str, Any] | None = None
 
 
-class NotAnUplink(Exception):
-    """A valid TTS message of another kind (join, downlink event): nothing to store."""
+# The other kinds of ``ApplicationUp`` (its ``up`` oneof, shared/formats.md §2.7, §3.1): same
+# envelope, another key. Recognised to be answered and counted, never stored.
+OTHER_KINDS = ("uplink_normalized", "join_accept", "downlink_ack", "downlink_nack",
+               "downlink_sent", "downlink_failed", "downlink_queued",
+               "downlink_queue_invalidated", "location_solved", "service_data")
+# The envelope's own keys; any other object beside them is a kind newer than this list.
+_ENVELOPE = frozenset({"end_device_ids", "correlation_ids", "received_at", "simulated",
+                       "uplink_message"})
 
 
 def parse_tts(raw: bytes, source: str, topic: str | None = None) -> Uplink:
@@ -141,13 +143,12 @@ def parse_tts_models(raw: bytes, source: str, topic: str | None = None) -> Uplin
         _check_topic(topic, ids.device_id)
     msg = up.uplink_message
     if msg is None:
-        if any(getattr(up, kind) is not None for kind in _OTHER_KINDS):
-            raise NotAnUplink(next(k for k in _OTHER_KINDS if getattr(up, k) is not None))
-        raise Rejected("validate", "TTS message has no uplink_message", ids.device_id)
+        raise _other_kind(raw, ids.device_id)
 
-    received_at = msg.received_at or up.received_at
+    received_at = reception_time(up, msg)
     if received_at is None:
-        raise Rejected("validate", "uplink has no received_at", ids.device_id)
+        raise Rejected("validate", "uplink has no received_at (neither the network server's, "
+                       "the application server's nor a gateway's)", ids.device_id)
     check_time(received_at, "received_at", ids.device_id)
     if msg.decoded_payload is not None and not storable_json(msg.decoded_payload):
         raise Rejected("validate", NOT_STORABLE.format("decoded_payload"), ids.device_id)
@@ -189,6 +190,36 @@ def parse_tts_models(raw: bytes, source: str, topic: str | None = None) -> Uplin
 
 NOT_STORABLE = "{} holds NaN, Infinity or a NUL character, which cannot be stored as JSON"
 
+# Go's zero time.Time, which TTS writes where a time was never set: the network server's
+# reception time of a Console-simulated uplink, and of such uplinks in the Storage Integration.
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=timezone.utc)
+
+
+def _unset(value: datetime | None) -> bool:
+    return value is None or value == GO_ZERO_TIME
+
+
+def reception_time(up: ApplicationUp, msg: UplinkMessage) -> datetime | None:
+    """The uplink's time: the network server's reception; where it is missing or Go's zero
+    time, the application server's (the envelope's, which every delivery path carries the
+    same); then the first plausible gateway time. A time that is set but implausible is
+    returned as it is, for check_time to refuse with its reason."""
+    if not _unset(msg.received_at):
+        return msg.received_at
+    if not _unset(up.received_at):
+        return up.received_at
+    for gateway in msg.rx_metadata:
+        for text in (gateway.received_at, gateway.time):
+            if not isinstance(text, str) or len(text) > 64:
+                continue
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                continue
+            if when is not None and when.tzinfo is not None and EARLIEST <= when < LATEST:
+                return when
+    return None
+
 
 def check_time(value: datetime, name: str, device_id: str | None) -> None:
     """A network server's reception time: with a zone, and within sane years."""
@@ -213,8 +244,18 @@ def storable_json(value: Any) -> bool:
     return True
 
 
-_OTHER_KINDS = ("join_accept", "downlink_queued", "downlink_sent", "downlink_ack",
-                "downlink_nack", "downlink_failed", "location_solved", "service_data")
+def _other_kind(raw: bytes, device_id: str) -> Exception:
+    """What a valid envelope without ``uplink_message`` is: a known kind, a kind newer than
+    us (an object under a key the envelope does not have), or nothing at all."""
+    doc = json.loads(raw)  # valid: the model has just read it
+    for kind in OTHER_KINDS:
+        if isinstance(doc.get(kind), dict):
+            return NotAnUplink(kind)
+    for key, value in doc.items():
+        if key not in _ENVELOPE and isinstance(value, dict):
+            return NotAnUplink(key[:64], known=False)
+    return Rejected("validate", "TTS message has no uplink_message (nor any other kind)",
+                    device_id)
 
 
 def _check_topic(topic: str, device_id: str) -> None:

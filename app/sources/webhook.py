@@ -11,7 +11,7 @@ import asyncio
 import hmac
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from app.api.deps import ServiceDep
@@ -51,7 +51,8 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-async def _ingest(request: Request, service, source: str) -> JSONResponse:
+async def _ingest(request: Request, service, source: str,
+                  event: str | None = None) -> JSONResponse:
     secret = service.settings.webhook_secret
     if secret is None:
         raise HTTPException(status.HTTP_403_FORBIDDEN,
@@ -66,7 +67,8 @@ async def _ingest(request: Request, service, source: str) -> JSONResponse:
     def done(result: Result) -> None:  # runs in the writer thread after the commit
         loop.call_soon_threadsafe(lambda: answer.done() or answer.set_result(result))
 
-    if not service.pipeline.submit(Message(raw=body, source=source, done=done), timeout=0.5):
+    if not service.pipeline.submit(Message(raw=body, source=source, done=done, event=event),
+                                   timeout=0.5):
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "ingest queue full; retry")
     try:
         result = await asyncio.wait_for(answer, ANSWER_WITHIN_S)
@@ -85,9 +87,9 @@ async def tts_webhook(request: Request, service: ServiceDep) -> JSONResponse:
 
 
 @router.post("/chirpstack", responses=_RESPONSES,
-             summary="ChirpStack HTTP integration (event=up only)")
+             summary="ChirpStack HTTP integration: ?event=up stores the uplink; the other "
+                     "event types are answered 200 and counted by kind")
 async def chirpstack_webhook(request: Request, service: ServiceDep,
-                             event: str = "up") -> JSONResponse:
-    if event != "up":
-        return JSONResponse({"result": Outcome.IGNORED.value}, 200)
-    return await _ingest(request, service, "chirpstack-webhook")
+                             event: str = Query(default="up", max_length=64,
+                                                examples=["up", "status"])) -> JSONResponse:
+    return await _ingest(request, service, "chirpstack-webhook", event)
