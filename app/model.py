@@ -119,6 +119,8 @@ class DeadLetter:
     raw_size: int = 0  # size as received; ``raw`` may be cut short
     truncated: bool = False
     id: str = ""
+    # Identifies the message, not this delivery of it: sha256(source, NUL, the whole message).
+    fingerprint: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

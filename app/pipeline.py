@@ -28,7 +28,7 @@ from app.model import DeadLetter, DeviceStatus, Outcome, Result
 from app.sources.chirpstack import parse_chirpstack
 from app.sources.errors import NotAnUplink, Rejected
 from app.sources.tts import parse_tts
-from app.store import TRANSIENT, Prepared, Store
+from app.store import TRANSIENT, Prepared, Store, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -474,7 +474,8 @@ class Pipeline:
         return DeadLetter(stage=stage, reason=reason, source=message.source,
                           raw=message.raw[:cap], raw_size=len(message.raw),
                           truncated=len(message.raw) > cap, topic=message.topic,
-                          device_id=device_id)
+                          device_id=device_id,
+                          fingerprint=fingerprint(message.source, message.raw))
 
     # --- state ---------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ stands alone and goes to the dead-letter table instead.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -368,31 +369,53 @@ class Store:
 
     @staticmethod
     def _insert_dead_letters(cur: psycopg.Cursor, letters: Sequence[DeadLetter]) -> None:
+        """One row per distinct message (its fingerprint): a message that comes again counts
+        up its row and takes the newest reason. Repeats within the batch are folded first, as
+        one statement may not update a row twice."""
         if not letters:
             return
+        seen: dict[bytes, list] = {}
         for letter in letters:
             if not letter.id:
                 letter.id = str(uuid.uuid4())
+            if not letter.fingerprint:
+                letter.fingerprint = fingerprint(letter.source, letter.raw)
+            if letter.fingerprint in seen:
+                seen[letter.fingerprint][1] += 1
+                seen[letter.fingerprint][0] = letter  # the newest reason
+            else:
+                seen[letter.fingerprint] = [letter, 1]
+        unique = [(x, n) for x, n in seen.values()]
         cur.execute(
             """
-            INSERT INTO ingest_errors (id, source, stage, reason, topic, device_id, raw,
-                                       raw_size, truncated)
+            INSERT INTO ingest_errors AS e (id, source, stage, reason, topic, device_id, raw,
+                                            raw_size, truncated, fingerprint, count)
             SELECT * FROM unnest(%s::uuid[], %s::text[], %s::text[], %s::text[], %s::text[],
-                                 %s::text[], %s::bytea[], %s::int[], %s::bool[])
-            ON CONFLICT (id) DO NOTHING
+                                 %s::text[], %s::bytea[], %s::int[], %s::bool[], %s::bytea[],
+                                 %s::int[])
+            ON CONFLICT (fingerprint) DO UPDATE SET
+                count = e.count + EXCLUDED.count, last_seen = now(),
+                stage = EXCLUDED.stage, reason = EXCLUDED.reason
             """,
             (
-                [x.id for x in letters],
-                [_text(x.source) for x in letters],
-                [x.stage for x in letters],
-                [_text(x.reason) for x in letters],
-                [_text(x.topic) if x.topic else None for x in letters],
-                [_text(x.device_id) if x.device_id else None for x in letters],
-                [x.raw for x in letters],
-                [max(x.raw_size, len(x.raw)) for x in letters],
-                [x.truncated for x in letters],
+                [x.id for x, _ in unique],
+                [_text(x.source) for x, _ in unique],
+                [x.stage for x, _ in unique],
+                [_text(x.reason) for x, _ in unique],
+                [_text(x.topic) if x.topic else None for x, _ in unique],
+                [_text(x.device_id) if x.device_id else None for x, _ in unique],
+                [x.raw for x, _ in unique],
+                [max(x.raw_size, len(x.raw)) for x, _ in unique],
+                [x.truncated for x, _ in unique],
+                [x.fingerprint for x, _ in unique],
+                [n for _, n in unique],
             ),
         )
+
+
+def fingerprint(source: str, raw: bytes) -> bytes:
+    """What makes two dead letters one: the same source and the same bytes (migration 009)."""
+    return hashlib.sha256(source.encode("utf-8", "surrogatepass") + b"\0" + raw).digest()
 
 
 def _unique_uplinks(items: Sequence[Prepared]) -> list[Prepared]:

@@ -110,16 +110,19 @@ def test_thousand_uplinks_with_hundred_malformed(db, mqtt_broker, app_id):
                 raw = _malformed(rng, device)
             pub.publish(device.topic, raw)
 
+        # Some malformed messages are the same bytes: one dead letter each, counting them.
+        delivered = "SELECT coalesce(sum(count), 0) FROM ingest_errors"
         wait_until(lambda: count(db, "SELECT count(*) FROM raw_uplinks")
-                   + count(db, "SELECT count(*) FROM ingest_errors") >= 1000, timeout=60,
+                   + count(db, delivered) >= 1000, timeout=60,
                    what="1000 messages accounted for")
         assert count(db, "SELECT count(*) FROM raw_uplinks") == 900
         assert count(db, "SELECT count(DISTINCT (device_id, dedup_key)) FROM raw_uplinks") == 900
         assert count(db, "SELECT count(*) FROM readings") == 1800
-        assert count(db, "SELECT count(*) FROM ingest_errors") == 100
+        assert count(db, delivered) == 100
         letters = client.get("/api/v1/ingest-errors", headers=AUTH,
                              params={"limit": 1000}).json()
-        assert len(letters) == 100
+        assert sum(x["count"] for x in letters) == 100
+        assert len(letters) == count(db, "SELECT count(*) FROM ingest_errors") > 50
         assert all(x["reason"] and x["stage"] in ("parse", "validate") for x in letters)
         assert all(x["raw_size"] > 0 and x["raw_base64"] for x in letters)
         ready = client.get("/health/ready")

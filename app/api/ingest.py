@@ -26,6 +26,8 @@ class IngestError(BaseModel):
     raw_base64: str
     raw_size: int
     truncated: bool
+    count: int  # how often this message came (retries, redeliveries, backfill runs)
+    last_seen: datetime
 
 
 class Decoder(BaseModel):
@@ -36,16 +38,19 @@ class Decoder(BaseModel):
 
 
 @router.get("/api/v1/ingest-errors", response_model=list[IngestError], dependencies=[Writer],
-            summary="Dead letters, newest first (needs an API token: they hold raw messages)")
+            summary="Dead letters, the most recently seen first (needs an API token: they hold "
+                    "raw messages). One per distinct message: `count` says how often it came, "
+                    "`time` when first, `last_seen` when last.")
 def ingest_errors(conn: Conn, stage: str | None = None,
                   limit: int = Query(default=100, ge=1, le=1000)) -> list[IngestError]:
     rows = conn.execute(
-        "SELECT id::text, time, source, stage, reason, topic, device_id, raw, raw_size, truncated"
-        " FROM ingest_errors WHERE (%(s)s::text IS NULL OR stage = %(s)s)"
-        " ORDER BY time DESC LIMIT %(limit)s", {"s": stage, "limit": limit}).fetchall()
+        "SELECT id::text, time, source, stage, reason, topic, device_id, raw, raw_size, truncated,"
+        " count, last_seen FROM ingest_errors WHERE (%(s)s::text IS NULL OR stage = %(s)s)"
+        " ORDER BY last_seen DESC, id LIMIT %(limit)s", {"s": stage, "limit": limit}).fetchall()
     return [IngestError(id=r[0], time=r[1], source=r[2], stage=r[3], reason=r[4], topic=r[5],
                         device_id=r[6], raw_base64=base64.b64encode(r[7]).decode(),
-                        raw_size=r[8], truncated=r[9]) for r in rows]
+                        raw_size=r[8], truncated=r[9], count=r[10], last_seen=r[11])
+            for r in rows]
 
 
 @router.get("/api/v1/decoders", response_model=list[Decoder], summary="Supported device models")
