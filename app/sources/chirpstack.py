@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field, ValidationError
 
@@ -97,6 +97,9 @@ class StatusEvent(BaseModel):
     batteryLevel: float = Field(default=0, ge=0, le=100, allow_inf_nan=False)  # percent
 
 
+_Event = TypeVar("_Event", UplinkEvent, StatusEvent)
+
+
 def parse_chirpstack(raw: bytes, source: str, topic: str | None = None,
                      event: str | None = None) -> Uplink | DeviceStatus:
     kind = event_type(topic, event)
@@ -104,13 +107,8 @@ def parse_chirpstack(raw: bytes, source: str, topic: str | None = None,
         return parse_status(raw, source, topic)
     if kind != "up":
         raise NotAnUplink(kind[:64], known=kind in EVENTS)
-    try:
-        event = UplinkEvent.model_validate_json(raw)
-    except ValidationError as err:
-        raise describe_validation_error(err) from None
+    event, device_id = _read(UplinkEvent, raw, topic)
     info = event.deviceInfo
-    device_id = _device_id(info, topic)
-    check_time(event.time, "time", device_id)
     if event.object is not None and not storable_json(event.object):
         raise Rejected("validate", NOT_STORABLE.format("object"), device_id)
     try:
@@ -154,13 +152,8 @@ def parse_chirpstack(raw: bytes, source: str, topic: str | None = None,
 
 
 def parse_status(raw: bytes, source: str, topic: str | None = None) -> DeviceStatus:
-    try:
-        event = StatusEvent.model_validate_json(raw)
-    except ValidationError as err:
-        raise describe_validation_error(err) from None
+    event, device_id = _read(StatusEvent, raw, topic)
     info = event.deviceInfo
-    device_id = _device_id(info, topic)
-    check_time(event.time, "time", device_id)
     unknown = event.batteryLevelUnavailable or event.externalPowerSource
     return DeviceStatus(
         network=Network.CHIRPSTACK, source=source, device_id=device_id,
@@ -168,6 +161,17 @@ def parse_status(raw: bytes, source: str, topic: str | None = None) -> DeviceSta
         battery_pct=None if unknown else event.batteryLevel,
         external_power=event.externalPowerSource, dev_eui=info.devEui.upper(),
         device_name=info.deviceName or None)
+
+
+def _read(model: type[_Event], raw: bytes, topic: str | None) -> tuple[_Event, str]:
+    """An event of ``model``, its device id (checked against the topic) and a sane time."""
+    try:
+        event = model.model_validate_json(raw)
+    except ValidationError as err:
+        raise describe_validation_error(err) from None
+    device_id = _device_id(event.deviceInfo, topic)
+    check_time(event.time, "time", device_id)
+    return event, device_id
 
 
 def _device_id(info: DeviceInfo, topic: str | None) -> str:
