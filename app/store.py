@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +23,7 @@ import psycopg
 
 from app.aggregates import HourlyAggregate
 from app.decoding import DeviceConfig, Decoding
-from app.model import DeadLetter, DeviceStatus, Uplink
+from app.model import DeadLetter, DeviceStatus, Reading, Uplink
 
 log = logging.getLogger(__name__)
 
@@ -309,10 +310,7 @@ class Store:
         """After the commit: readings written into hours TimescaleDB's aggregate may have
         materialised already get those hours refreshed (app/aggregates.py)."""
         try:
-            self.hourly.after_commit(conn, (
-                r.time for i in items
-                for r in ((i.decoding.readings if i.inserted and i.decoding is not None
-                           else ()) if i.status is None else i.status.readings())))
+            self.hourly.after_commit(conn, (r.time for i in items for r in _written(i)))
         except TRANSIENT:
             self.close()  # the batch is committed; the refresh waits for the next late batch
 
@@ -374,18 +372,16 @@ class Store:
         one statement may not update a row twice."""
         if not letters:
             return
-        seen: dict[bytes, list] = {}
+        newest: dict[bytes, DeadLetter] = {}  # the last of each message: its reason wins
+        times: Counter[bytes] = Counter()
         for letter in letters:
             if not letter.id:
                 letter.id = str(uuid.uuid4())
             if not letter.fingerprint:
                 letter.fingerprint = fingerprint(letter.source, letter.raw)
-            if letter.fingerprint in seen:
-                seen[letter.fingerprint][1] += 1
-                seen[letter.fingerprint][0] = letter  # the newest reason
-            else:
-                seen[letter.fingerprint] = [letter, 1]
-        unique = [(x, n) for x, n in seen.values()]
+            newest[letter.fingerprint] = letter
+            times[letter.fingerprint] += 1
+        unique = [(x, times[key]) for key, x in newest.items()]
         cur.execute(
             """
             INSERT INTO ingest_errors AS e (id, source, stage, reason, topic, device_id, raw,
@@ -411,6 +407,15 @@ class Store:
                 [n for _, n in unique],
             ),
         )
+
+
+def _written(item: Prepared) -> list[Reading]:
+    """The readings a committed item wrote (or would have, had they been new)."""
+    if item.status is not None:
+        return item.status.readings()
+    if item.inserted and item.decoding is not None:
+        return item.decoding.readings
+    return []
 
 
 def fingerprint(source: str, raw: bytes) -> bytes:

@@ -360,14 +360,6 @@ class _ApplicationUpD(TypedDict):
     received_at: NotRequired[datetime | None]
     simulated: NotRequired[bool]
     uplink_message: _UplinkMessageD  # required here: other kinds take the models' path
-    join_accept: NotRequired[dict[str, Any] | None]
-    downlink_queued: NotRequired[dict[str, Any] | None]
-    downlink_sent: NotRequired[dict[str, Any] | None]
-    downlink_ack: NotRequired[dict[str, Any] | None]
-    downlink_nack: NotRequired[dict[str, Any] | None]
-    downlink_failed: NotRequired[dict[str, Any] | None]
-    location_solved: NotRequired[dict[str, Any] | None]
-    service_data: NotRequired[dict[str, Any] | None]
 
 
 _validate_fast = TypeAdapter(_ApplicationUpD).validate_json

@@ -24,7 +24,8 @@ ANSWER_WITHIN_S = 4.0
 SECRET_HEADER = "X-Webhook-Secret"
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "stored, duplicate or ignored (not an uplink)"},
+    200: {"description": "stored, duplicate, recorded (a device status) or ignored (another "
+                         "valid kind of message, counted by kind)"},
     401: {"description": "missing or wrong secret"},
     413: {"description": "body too large"},
     422: {"description": "malformed: dead-lettered with the reason given"},
