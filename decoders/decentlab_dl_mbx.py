@@ -4,6 +4,12 @@ Sensor group 0 carries the distance in mm and the number of valid samples; group
 A frame with 0 valid samples carries no usable distance (nothing in range, or the echo was lost):
 the normaliser turns it into a missing reading rather than a number. Unlike the vendor's
 reference decoder, we check the protocol version and the frame length.
+
+``number_of_valid_samples`` carries ``"unit": null``. The vendor's codec file disagrees with
+itself here: its JavaScript (dl-mbx.js) leaves ``unit`` out for this value, while the published
+example output in dl-mbx-codec.yaml, which is our test vector, has ``unit: null``. A vector passes
+only if every key of the example is present, so we follow the example. No other key of ours is
+missing from the vendor's examples (tests/test_decoders.py, ``test_no_key_the_vendor_does_not_emit``).
 """
 from __future__ import annotations
 
