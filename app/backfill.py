@@ -100,7 +100,7 @@ class Backfiller:
             if self._stopping.is_set():
                 return
             self._wanted.clear()
-            for application_id in sorted(self.settings.backfill_api_keys):
+            for application_id in sorted(self.settings.backfill_keys()):
                 try:
                     self.run(application_id)
                 except (BackfillError, httpx.HTTPError, psycopg.Error) as err:
@@ -116,7 +116,7 @@ class Backfiller:
         started = self.clock()
         since = self._since(application_id, started)
         report = RunReport(application_id, since, started)
-        key = self.settings.backfill_api_keys[application_id].get_secret_value()
+        key = self.settings.backfill_keys()[application_id].get_secret_value()
         after = since
         pending: list[threading.Event] = []
         outcomes: list[Result] = []

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     mqtt_ca_file: Path | None = None
     mqtt_username: str | None = Field(default=None, description="TTS: `{app}@{tenant}`.")
     mqtt_password: SecretStr | None = Field(default=None, description="TTS: an API key.")
+    mqtt_applications: dict[str, SecretStr] = Field(
+        default={}, description='Several TTS applications, one connection each: username '
+        '(`{app}@{tenant}`) -> API key, JSON: {"bauhof-gelnhausen@ttn": "NNSXS...", ...}; '
+        "the backfill uses the same keys unless BAUHOF_BACKFILL_API_KEYS is set")
     mqtt_topics: Annotated[list[str], NoDecode] = [TTS_UPLINK_TOPIC]
     mqtt_client_id: str = ""
     mqtt_qos: Literal[0, 1] = 0
@@ -66,7 +70,8 @@ class Settings(BaseSettings):
     backfill_url: str | None = Field(default=None, description="TTS address, e.g. "
                                      "https://eu1.cloud.thethings.network; unset: no backfill")
     backfill_api_keys: dict[str, SecretStr] = Field(
-        default={}, description='application id -> API key, JSON: {"my-app": "NNSXS..."}')
+        default={}, description='application id -> API key, JSON: {"my-app": "NNSXS..."}; '
+        "unset: those of BAUHOF_MQTT_APPLICATIONS")
     backfill_overlap_s: float = Field(default=600, ge=0)
     backfill_max_age_h: float = Field(default=24, gt=0)
     backfill_interval_s: float = Field(default=900, ge=0, description="0: only after reconnects")
@@ -177,13 +182,27 @@ class Settings(BaseSettings):
                 raise ValueError(f"plan_at must be HH:MM or empty, got {value!r}") from None
         return value
 
+    def mqtt_logins(self) -> list[tuple[str | None, SecretStr | None]]:
+        """One (username, password) per MQTT connection: TTS gives an API key the uplinks of
+        one application, so each application is a connection of its own."""
+        logins = list(self.mqtt_applications.items())
+        if self.mqtt_username and self.mqtt_username not in self.mqtt_applications:
+            logins.insert(0, (self.mqtt_username, self.mqtt_password))
+        return logins or [(self.mqtt_username, self.mqtt_password)]
+
+    def backfill_keys(self) -> dict[str, SecretStr]:
+        """Application id -> API key of every application the backfill covers."""
+        if self.backfill_api_keys:
+            return self.backfill_api_keys
+        return {user.partition("@")[0]: key for user, key in self.mqtt_applications.items()}
+
     def secret_values(self) -> list[str]:
         """Every secret string in the settings, for log scrubbing."""
         values = [
             s.get_secret_value()
             for s in (self.mqtt_password, self.webhook_secret, *self.api_tokens,
                       *self.crew_tokens, *self.read_tokens,
-                      *self.backfill_api_keys.values())
+                      *self.backfill_api_keys.values(), *self.mqtt_applications.values())
             if s is not None
         ]
         if self.database_url is not None:

@@ -47,6 +47,9 @@ class Uplink:
     radio: Radio = field(default_factory=Radio)
     upstream_id: str | None = None  # ChirpStack deduplicationId
     device_name: str | None = None  # ChirpStack deviceName; TTS uplinks carry no name
+    # The network's own device id where ``device_id`` is our key for it (app/device_keys.py):
+    # another application holds that id. None: the same as ``device_id``.
+    network_device_id: str | None = None
 
     @property
     def dedup_key(self) -> str:
@@ -61,7 +64,7 @@ class Uplink:
         """
         if self.network is Network.CHIRPSTACK and self.upstream_id:
             return f"cs:{self.upstream_id}"
-        who = self.dev_eui or f"{self.application_id}/{self.device_id}"
+        who = self.dev_eui or f"{self.application_id}/{self.network_device_id or self.device_id}"
         return f"tts:{who}:{self.session_key_id}:{self.f_cnt}:{self.f_port}"
 
     @property
@@ -100,6 +103,7 @@ class DeviceStatus:
     external_power: bool = False
     dev_eui: str | None = None
     device_name: str | None = None
+    network_device_id: str | None = None  # as on Uplink
 
     def readings(self) -> list[Reading]:
         values = [("link_margin_db", float(self.margin_db))]

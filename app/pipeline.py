@@ -19,12 +19,14 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import TypeVar
+from dataclasses import dataclass, replace
 
 from app.config import Settings
 from app.decoding import Decoding, DeviceConfig, decode_uplink
+from app.device_keys import DeviceKeys
 from app.metrics import Metrics
-from app.model import DeadLetter, DeviceStatus, Outcome, Result
+from app.model import DeadLetter, DeviceStatus, Outcome, Result, Uplink
 from app.sources.chirpstack import parse_chirpstack
 from app.sources.errors import NotAnUplink, Rejected
 from app.sources.tts import parse_tts
@@ -33,6 +35,7 @@ from app.store import TRANSIENT, Prepared, Store, fingerprint
 log = logging.getLogger(__name__)
 
 Done = Callable[[Result], None]
+U = TypeVar("U", Uplink, DeviceStatus)
 
 # The writer waits for the database several times per batch and then for the GIL, which a busy
 # thread (the preparer, MQTT intake) hands over only after the switch interval, 5 ms by default:
@@ -160,6 +163,7 @@ class Pipeline:
         self._prepared_all = threading.Event()  # the preparer has stopped
         self._writer_gone = threading.Event()  # the writer has stopped
         self._devices: dict[str, DeviceConfig] = {}
+        self._keys = DeviceKeys()
         self._devices_version = 0
         self._devices_loaded_at = float("-inf")
         self._unknown_kinds: set[tuple[str, str]] = set()  # (source, kind) logged already
@@ -420,7 +424,7 @@ class Pipeline:
                 parsed = parse_chirpstack(message.raw, message.source, message.topic,
                                           message.event)
                 if isinstance(parsed, DeviceStatus):
-                    item.status = parsed
+                    item.status = self._keyed(parsed)
                     return item
                 uplink = parsed
             else:
@@ -440,6 +444,7 @@ class Pipeline:
                             "device": err.device_id or "-"})
             return item
 
+        uplink = self._keyed(uplink)
         device = (self._devices if devices is None else devices).get(uplink.device_id)
         if device is None and not self.settings.auto_register_devices:
             item.dead_letter = self._letter(
@@ -464,6 +469,13 @@ class Pipeline:
                             "uplink": uplink.log_id})
         return item
 
+    def _keyed(self, parsed: U) -> U:
+        """The uplink or status under its device's key (app/device_keys.py)."""
+        key = self._keys.key(parsed.network.value, parsed.application_id, parsed.device_id)
+        if key == parsed.device_id:
+            return parsed
+        return replace(parsed, device_id=key, network_device_id=parsed.device_id)
+
     @staticmethod
     def _context(message: Message) -> dict[str, str]:
         return {"source": message.source, "topic": message.topic or "-"}
@@ -482,7 +494,9 @@ class Pipeline:
     def _refresh_devices(self) -> None:
         now = time.monotonic()
         if now - self._devices_loaded_at >= self.settings.device_cache_refresh_s:
-            self._devices = self.store.load_devices()
+            devices, keys = self.store.load_devices()
+            self._keys.load(keys)
+            self._devices = devices
             self._devices_version += 1  # after the swap: see _prepare_loop
             self._devices_loaded_at = now
 

@@ -14,11 +14,17 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, Field, model_validator
 
+from app.device_keys import split
 from app.sources.tts import TTS_ID_PATTERN
 
 Kind = Literal["bin", "weather", "soil", "irrigation", "level", "other"]
 
-_COLUMNS = ("device_id, dev_eui, application_id, network, brand_id, model_id, decoder, kind, "
+# A device's key (app/device_keys.py): a TTS or ChirpStack device id, optionally followed by
+# @ and an application id (TTS: an id like the device's; ChirpStack: a UUID).
+DEVICE_KEY_PATTERN = r"^[a-z0-9](?:-?[a-z0-9]){2,35}(?:@[a-z0-9](?:-?[a-z0-9]){2,63})?$"
+
+_COLUMNS = ("device_id, network_device_id, dev_eui, application_id, network, brand_id, model_id, "
+            "decoder, kind, "
             "name, municipality, latitude, longitude, attributes, registered, created_at, "
             "last_seen, status_at, battery_pct, external_power, link_margin_db")
 
@@ -54,7 +60,10 @@ class DeviceHealth(BaseModel):
 
 
 class Device(BaseModel):
-    device_id: str
+    device_id: str = Field(description="The key in every URL and export: the network's device "
+                                       "id, or `{id}@{application}` where another application "
+                                       "has a device of the same id")
+    network_device_id: str | None = Field(description="The id the network server gives it")
     dev_eui: str | None
     application_id: str | None
     network: str | None
@@ -106,10 +115,27 @@ def get_device(conn: psycopg.Connection, device_id: str) -> Device | None:
     return Device(**row) if row else None
 
 
+def resolve_key(conn: psycopg.Connection, key: str) -> str:
+    """``{id}@{application}`` names a device whose key is plainly its id, too."""
+    own_id, application_id = split(key)
+    row = conn.execute(
+        "SELECT device_id FROM devices WHERE device_id = %s"
+        " OR (application_id = %s AND network_device_id = %s)"
+        " ORDER BY device_id = %s DESC LIMIT 1", (key, application_id, own_id, key)).fetchone()
+    conn.commit()
+    return row[0] if row else key
+
+
 def configure_device(conn: psycopg.Connection, device_id: str,
                      settings: DeviceSettings) -> Device:
-    """Create or update a device's configuration; returns the stored device."""
+    """Create or update a device's configuration; returns the stored device.
+
+    ``{id}@{application}`` configures that application's device before it ever sent.
+    """
     values = settings.model_dump(exclude_unset=True)
+    own_id, application_id = split(device_id)
+    if application_id is not None and not values.get("application_id"):
+        values["application_id"] = application_id
     attributes = values.pop("attributes", None)
     if "dev_eui" in values and values["dev_eui"]:
         values["dev_eui"] = values["dev_eui"].upper()
@@ -117,17 +143,20 @@ def configure_device(conn: psycopg.Connection, device_id: str,
     with conn.cursor(row_factory=dict_row) as cur:
         cur.execute(
             f"""
-            INSERT INTO devices (device_id, registered, attributes
+            INSERT INTO devices (device_id, network_device_id, registered, attributes
                                  {''.join(', ' + c for c in columns)})
-            VALUES (%(device_id)s, true, %(attributes)s
+            VALUES (%(device_id)s, %(own_id)s, true, %(attributes)s
                     {''.join(f', %({c})s' for c in columns)})
             ON CONFLICT (device_id) DO UPDATE SET
                 registered = true,
+                network_device_id = COALESCE(devices.network_device_id,
+                                             EXCLUDED.network_device_id),
                 attributes = devices.attributes || EXCLUDED.attributes
                 {''.join(f', {c} = EXCLUDED.{c}' for c in columns)}
             RETURNING {_COLUMNS}
             """,
-            {"device_id": device_id, "attributes": Jsonb(attributes or {}), **values},
+            {"device_id": device_id, "own_id": own_id, "attributes": Jsonb(attributes or {}),
+             **values},
         )
         row = cur.fetchone()
     conn.commit()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 import psycopg
@@ -33,11 +34,12 @@ class Service:
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=8, open=False,
                                    kwargs={"application_name": "bauhof-api"},
                                    check=ConnectionPool.check_connection)
-        self.mqtt = MqttSource(settings, self.pipeline) if settings.mqtt_host else None
+        self.mqtts = self._mqtt_sources() if settings.mqtt_host else []
+        self.mqtt = self.mqtts[0] if self.mqtts else None
         self.outages = OutageRecorder(conninfo)
         self.gap_metrics = GapMetrics(self.metrics.registry)
         self.backfill = (Backfiller(settings, conninfo, self.pipeline, self.metrics)
-                         if settings.backfill_url and settings.backfill_api_keys else None)
+                         if settings.backfill_url and settings.backfill_keys() else None)
         # A broken planner file stops the start here, with its name, not at 05:30.
         self.planning = Planning(load_config(settings.planner_config),
                                  lambda: self.pool.connection(timeout=10))
@@ -51,12 +53,38 @@ class Service:
                                         settings.alert_batch_delay_s)
         if settings.alert_on_batch:
             self.pipeline.on_committed = self.alerting_job.request
-        if self.mqtt is not None:
-            self.mqtt.on_disconnected = self.outages.mqtt_down
-            self.mqtt.on_connected = self._connected
+        self._mqtt_lock = threading.Lock()
+        self._mqtt_down = False
+        for source in self.mqtts:
+            source.on_disconnected = self._disconnected
+            source.on_connected = self._connected
+
+    def _mqtt_sources(self) -> list[MqttSource]:
+        logins = self.settings.mqtt_logins()
+        client_id = self.settings.mqtt_client_id
+        return [MqttSource(self.settings, self.pipeline, username, password,
+                           # A broker drops the older of two connections with one client id.
+                           f"{client_id}-{username}" if client_id and len(logins) > 1
+                           else client_id)
+                for username, password in logins]
+
+    @property
+    def mqtt_connected(self) -> bool:
+        return all(source.connected for source in self.mqtts)
+
+    # Called from paho's threads. Intake counts as down while any application's connection is:
+    # one outage from the first connection lost until all are back.
+    def _disconnected(self) -> None:
+        with self._mqtt_lock:
+            if not self._mqtt_down:
+                self._mqtt_down = True
+                self.outages.mqtt_down()
 
     def _connected(self) -> None:
-        self.outages.mqtt_up()
+        with self._mqtt_lock:
+            if self.mqtt_connected:
+                self._mqtt_down = False
+                self.outages.mqtt_up()
         if self.backfill is not None:
             self.backfill.request()  # TTS kept nothing for us while we were away
 
@@ -73,9 +101,9 @@ class Service:
             self.backfill.start()
         self.planning_job.start()
         self.alerting_job.start()
-        if self.mqtt is not None:
-            self.mqtt.start()
-        else:
+        for source in self.mqtts:
+            source.start()
+        if not self.mqtts:
             log.info("no MQTT host configured (BAUHOF_MQTT_HOST): webhook intake only")
 
     def _wait_for_database(self, timeout: float = 60.0) -> None:
@@ -96,8 +124,8 @@ class Service:
 
     def stop(self) -> None:
         """Stop intake first, then write what is buffered, then close."""
-        if self.mqtt is not None:
-            self.mqtt.stop()
+        for source in self.mqtts:
+            source.stop()
         if self.backfill is not None:
             self.backfill.stop()
         self.planning_job.stop()

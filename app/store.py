@@ -23,6 +23,7 @@ import psycopg
 
 from app.aggregates import HourlyAggregate
 from app.decoding import DeviceConfig, Decoding
+from app.device_keys import KeyRow
 from app.model import DeadLetter, DeviceStatus, Reading, Uplink
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ CREATE TEMP TABLE IF NOT EXISTS bauhof_stage_uplinks (
     f_cnt int8, frm_payload bytea, decoded_payload jsonb, decoder text, simulated bool,
     confirmed bool, correlation_id text, gateway_count int8, rssi float8, snr float8,
     spreading_factor int8, bandwidth int8, frequency int8, airtime_s float8, brand_id text,
-    model_id text, device_name text, kind text
+    model_id text, device_name text, kind text, network_device_id text
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS bauhof_stage_readings (
     n int4, time timestamptz, device_id text, metric text, value float8
@@ -73,7 +74,7 @@ CREATE TEMP TABLE IF NOT EXISTS bauhof_stage_readings (
 _UPLINK_TYPES = [
     "int4", "timestamptz", "text", "text", "text", "text", "text", "text", "text", "text",
     "int8", "int8", "bytea", "jsonb", "text", "bool", "bool", "text", "int8", "float8",
-    "float8", "int8", "int8", "int8", "float8", "text", "text", "text", "text",
+    "float8", "int8", "int8", "int8", "float8", "text", "text", "text", "text", "text",
 ]
 _READING_TYPES = ["int4", "timestamptz", "text", "text", "float8"]
 _COPY_UPLINKS = "COPY bauhof_stage_uplinks FROM STDIN (FORMAT BINARY)"
@@ -83,15 +84,17 @@ _COPY_READINGS = "COPY bauhof_stage_readings FROM STDIN (FORMAT BINARY)"
 # lock device rows in the same order and cannot deadlock.
 _UPSERT_DEVICES = """
 INSERT INTO devices (device_id, dev_eui, application_id, network, brand_id, model_id, name, kind,
-                     last_seen)
+                     last_seen, network_device_id)
 SELECT DISTINCT ON (device_id) device_id, dev_eui, application_id, network, brand_id, model_id,
-       device_name, kind, received_at
+       device_name, kind, received_at, network_device_id
   FROM bauhof_stage_uplinks
  ORDER BY device_id, received_at DESC, n
 ON CONFLICT (device_id) DO UPDATE SET
     last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),
     dev_eui = COALESCE(EXCLUDED.dev_eui, devices.dev_eui),
-    application_id = COALESCE(EXCLUDED.application_id, devices.application_id),
+    -- A key belongs to one (network, application, device id): app/device_keys.py.
+    application_id = COALESCE(devices.application_id, EXCLUDED.application_id),
+    network_device_id = COALESCE(devices.network_device_id, EXCLUDED.network_device_id),
     network = EXCLUDED.network,
     brand_id = COALESCE(EXCLUDED.brand_id, devices.brand_id),
     model_id = COALESCE(EXCLUDED.model_id, devices.model_id),
@@ -131,12 +134,13 @@ ON CONFLICT (device_id, metric) DO UPDATE
 # A device's health report: sighted like an uplink's device, its status kept where it is newer.
 _UPSERT_STATUS = """
 INSERT INTO devices (device_id, dev_eui, application_id, network, name, last_seen, status_at,
-                     battery_pct, external_power, link_margin_db)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                     battery_pct, external_power, link_margin_db, network_device_id)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (device_id) DO UPDATE SET
     last_seen = GREATEST(devices.last_seen, EXCLUDED.last_seen),
     dev_eui = COALESCE(devices.dev_eui, EXCLUDED.dev_eui),
     application_id = COALESCE(devices.application_id, EXCLUDED.application_id),
+    network_device_id = COALESCE(devices.network_device_id, EXCLUDED.network_device_id),
     network = COALESCE(devices.network, EXCLUDED.network),
     name = COALESCE(devices.name, EXCLUDED.name),
     status_at = GREATEST(devices.status_at, EXCLUDED.status_at),
@@ -197,15 +201,19 @@ class Store:
             self.close()
             raise
 
-    def load_devices(self) -> dict[str, DeviceConfig]:
+    def load_devices(self) -> tuple[dict[str, DeviceConfig], list[KeyRow]]:
+        """Each device's configuration by key, and what gives uplinks their keys."""
         conn = self.connection()
         try:
-            rows = conn.execute("SELECT device_id, decoder, kind, attributes FROM devices").fetchall()
+            rows = conn.execute(
+                "SELECT device_id, decoder, kind, attributes, network, application_id,"
+                " network_device_id FROM devices").fetchall()
             conn.commit()
         except TRANSIENT:
             self.close()
             raise
-        return {r[0]: DeviceConfig(decoder=r[1], kind=r[2], attributes=r[3] or {}) for r in rows}
+        return ({r[0]: DeviceConfig(decoder=r[1], kind=r[2], attributes=r[3] or {}) for r in rows},
+                [KeyRow(r[0], r[4], r[5], r[6]) for r in rows])
 
     # --- writing -------------------------------------------------------------------------------
 
@@ -299,7 +307,8 @@ class Store:
             cur.execute(_UPSERT_STATUS, (
                 status.device_id, status.dev_eui, status.application_id, status.network.value,
                 status.device_name, status.time, status.time, status.battery_pct,
-                status.external_power, status.margin_db))
+                status.external_power, status.margin_db,
+                status.network_device_id or status.device_id))
             for r in status.readings():
                 cur.execute(_INSERT_READING, (r.time, r.device_id, r.metric, r.value))
                 readings += cur.rowcount
@@ -335,6 +344,7 @@ class Store:
                     u.confirmed, u.correlation_id, min(r.gateway_count, 32767), r.rssi, r.snr,
                     r.spreading_factor, r.bandwidth, r.frequency, r.airtime_s, u.brand_id,
                     u.model_id, u.device_name, d.kind if d else None,
+                    u.network_device_id or u.device_id,
                 )
                 if _NUL_ESCAPE in item.raw:
                     _check_text(row)

@@ -277,3 +277,21 @@ def test_every_dashboard_query_runs_on_our_schema(db, timescaledb, interval):
         columns, rows = run(conn, expand(soil["rawSql"], variables=chosen, **window))
         assert {r[columns.index("metric")] for r in rows} == {
             "Straßenbaum Schloßpark", "Linde Rathaus", "Linde Rathaus (1)", "Linde Rathaus (2)"}
+
+
+def test_the_device_choice_names_the_application_when_there_are_several(db, timescaledb):
+    # Two TTS applications, each with a bin-001 named alike (issue 15): the keys differ, and
+    # the text Grafana shows must too.
+    with psycopg.connect(db, autocommit=True) as conn:
+        for key, app in (("bin-001", "town-a"), ("bin-001@town-b", "town-b")):
+            conn.execute("INSERT INTO devices (device_id, network_device_id, application_id,"
+                         " network, name, municipality) VALUES (%s, 'bin-001', %s, 'tts',"
+                         " 'Marktplatz', 'Birstein')", (key, app))
+        variable = next(v for v in load_dashboard()["templating"]["list"]
+                        if v["name"] == "device")
+        now = datetime.now(timezone.utc)
+        sql = expand(variable["query"], start=now - timedelta(hours=1), end=now, interval="1h",
+                     variables={"municipality": ["Birstein"]}, timescaledb=timescaledb)
+        columns, rows = run(conn, sql)
+    shown = {r[columns.index("__value")]: r[columns.index("__text")] for r in rows}
+    assert shown == {"bin-001": "Marktplatz (town-a)", "bin-001@town-b": "Marktplatz (town-b)"}

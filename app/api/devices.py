@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 import pydantic_core
-from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
+import psycopg
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response, status
 from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
@@ -21,12 +22,31 @@ from app import registry
 from app.api.caching import CachePolicy, cacheable
 from app.api.deps import Conn, ServiceDep, Writer
 from app.registry import Device, DeviceSettings
-from app.sources.tts import TTS_ID_PATTERN
+from app.device_keys import SEPARATOR
+from app.registry import DEVICE_KEY_PATTERN
 from decoders import by_id
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
-DeviceId = Annotated[str, Path(pattern=TTS_ID_PATTERN, examples=["bin-marktplatz-017"])]
+
+
+def device_key(request: Request, device_id: Annotated[str, Path(
+        pattern=DEVICE_KEY_PATTERN, examples=["bin-marktplatz-017"],
+        description="The device's key from `/api/v1/devices`: its id, or `{id}@{application}` "
+                    "where another application has a device of the same id; "
+                    "`{id}@{application}` names every device")]) -> str:
+    """The stored key a path names; only a qualified id costs a query."""
+    if SEPARATOR not in device_id:
+        return device_id
+    try:
+        with request.app.state.service.pool.connection(timeout=5) as conn:
+            return registry.resolve_key(conn, device_id)
+    except psycopg.OperationalError as err:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                            "database unavailable") from err
+
+
+DeviceId = Annotated[str, Depends(device_key)]
 
 # Cache lifetimes, seconds. Live answers change with every uplink; a range that ended before
 # the backfill window (24 h by default) no longer changes in normal operation.

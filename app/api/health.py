@@ -27,8 +27,8 @@ def live() -> dict[str, str]:
 @router.get("/health/ready", response_model=Readiness, summary="Database and broker reachable",
             responses={503: {"model": Readiness, "description": "degraded"}})
 def ready(service: ServiceDep, response: Response) -> Readiness:
-    mqtt = "disabled" if service.mqtt is None else (
-        "connected" if service.mqtt.connected else "disconnected")
+    mqtt = "disabled" if not service.mqtts else (
+        "connected" if service.mqtt_connected else "disconnected")
     database = "ok" if service.pipeline.database_ok else "unavailable"
     degraded = database != "ok" or mqtt == "disconnected"
     if degraded:

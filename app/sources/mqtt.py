@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.pipeline import Message, Pipeline
@@ -108,10 +109,29 @@ def source_for_topic(topic: str) -> str:
     return "mqtt"
 
 
+def scoped(topic: str, username: str | None) -> str:
+    """A TTS topic with any application narrowed to the connection's own (``{app}@{tenant}``).
+
+    TTS sends a connection only its API key's application anyway; a broker that is not TTS
+    (a test's, a bridge) would otherwise hand every connection every application's uplinks.
+    """
+    if username and "@" in username and topic.startswith("v3/+/"):
+        return f"v3/{username}/{topic[5:]}"
+    return topic
+
+
 class MqttSource:
-    def __init__(self, settings: Settings, pipeline: Pipeline) -> None:
+    """One connection to the broker; a service holds one per TTS application (each API key
+    sees one application's uplinks), or a single one for ChirpStack or one application."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline, username: str | None = None,
+                 password: SecretStr | None = None, client_id: str | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.username = username
+        self._password = password
+        self._client_id = settings.mqtt_client_id if client_id is None else client_id
+        self.topics = [scoped(topic, username) for topic in settings.mqtt_topics]
         self.connected = False
         self._stopping = False
         self._connected_once = threading.Event()
@@ -123,17 +143,17 @@ class MqttSource:
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
-        persistent = s.mqtt_qos == 1 and bool(s.mqtt_client_id)
+        persistent = s.mqtt_qos == 1 and bool(self._client_id)
         client = _Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=s.mqtt_client_id,
+            client_id=self._client_id,
             protocol=mqtt.MQTTv311,
             clean_session=not persistent,
             manual_ack=s.mqtt_qos == 1,
         )
-        if s.mqtt_username:
-            password = s.mqtt_password.get_secret_value() if s.mqtt_password else None
-            client.username_pw_set(s.mqtt_username, password)
+        if self.username:
+            password = self._password.get_secret_value() if self._password else None
+            client.username_pw_set(self.username, password)
         if s.mqtt_tls:
             client.tls_set(ca_certs=str(s.mqtt_ca_file) if s.mqtt_ca_file else None,
                            cert_reqs=ssl.CERT_REQUIRED)
@@ -146,8 +166,9 @@ class MqttSource:
 
     def start(self) -> None:
         s = self.settings
-        log.info("connecting to MQTT broker %s:%s (tls=%s) for %s", s.mqtt_host, s.mqtt_port,
-                 s.mqtt_tls, ", ".join(s.mqtt_topics))
+        log.info("connecting to MQTT broker %s:%s (tls=%s) as %s for %s", s.mqtt_host,
+                 s.mqtt_port, s.mqtt_tls, self.username or "anonymous",
+                 ", ".join(self.topics))
         self.client.connect_async(s.mqtt_host, s.mqtt_port, keepalive=s.mqtt_keepalive_s)
         self.client.loop_start()
 
@@ -165,12 +186,14 @@ class MqttSource:
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            log.error("MQTT broker refused the connection: %s", reason_code)
+            log.error("MQTT broker refused the connection of %s: %s",
+                      self.username or "anonymous", reason_code)
             return
         self.connected = True
         # TTS keeps no subscriptions across connections: subscribe on every connect.
-        client.subscribe([(topic, self.settings.mqtt_qos) for topic in self.settings.mqtt_topics])
-        log.info("MQTT connected, subscribing to %s", ", ".join(self.settings.mqtt_topics))
+        client.subscribe([(topic, self.settings.mqtt_qos) for topic in self.topics])
+        log.info("MQTT connected as %s, subscribing to %s", self.username or "anonymous",
+                 ", ".join(self.topics))
         if self.on_connected is not None:
             self.on_connected()
 
@@ -181,14 +204,15 @@ class MqttSource:
         if refused:
             log.error("MQTT broker refused the subscription: %s", ", ".join(refused))
             return
-        log.info("MQTT subscribed to %s", ", ".join(self.settings.mqtt_topics))
+        log.info("MQTT subscribed to %s", ", ".join(self.topics))
         self._connected_once.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was = self.connected
         self.connected = False
         if was and not self._stopping:
-            log.warning("MQTT connection lost (%s); reconnecting with back-off", reason_code)
+            log.warning("MQTT connection of %s lost (%s); reconnecting with back-off",
+                        self.username or "anonymous", reason_code)
             if self.on_disconnected is not None:
                 self.on_disconnected()
 
