@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     auto_register_devices: bool = True
     store_simulated_readings: bool = False
     device_cache_refresh_s: float = 30.0
+    spool_dir: Path | None = Field(
+        default=None, description="Where a stop while the database is away keeps the "
+                                  "unwritten uplinks until the next start; unset: "
+                                  "BAUHOF_DATA_DIR/spool")
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
 
     # --- route planner ---------------------------------------------------------------------
     planner_config: Path | None = Field(

@@ -19,6 +19,7 @@ from app.outages import OutageRecorder
 from app.pipeline import Pipeline
 from app.planning import Planning, PlanningJob, load_config
 from app.sources.mqtt import MqttSource
+from app.spool import Spool
 from app.store import Store
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class Service:
         self.conninfo = conninfo
         self.metrics = Metrics()
         self.pipeline = Pipeline(settings, Store(conninfo), self.metrics)
+        self.spool = Spool(settings.spool_path)
         # Readers (API) get their own small pool; the writer keeps one connection of its own.
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=8, open=False,
                                    kwargs={"application_name": "bauhof-api"},
@@ -97,6 +99,7 @@ class Service:
         self.pool.open()
         self.outages.start()
         self.pipeline.start()
+        self.spool.replay(self.pipeline)  # before new traffic: the older messages first
         if self.backfill is not None:
             self.backfill.start()
         self.planning_job.start()
@@ -123,16 +126,23 @@ class Service:
                 delay = min(delay * 2, 5.0)
 
     def stop(self) -> None:
-        """Stop intake first, then write what is buffered, then close."""
+        """Stop intake first, then write (or spool) what is buffered, then the jobs, then close.
+
+        The buffered uplinks come before the jobs: with the database away, a job may wait ten
+        seconds for a connection, and a container runtime kills after about ten.
+        """
         for source in self.mqtts:
             source.stop()
         if self.backfill is not None:
             self.backfill.stop()
+        left = self.pipeline.stop()
+        try:
+            self.spool.keep(left)
+        except OSError as err:
+            log.error("%d messages could not be written before shutdown, nor spooled to %s: %s",
+                      len(left), self.spool.directory, err)
         self.planning_job.stop()
         self.alerting_job.stop()
-        left = self.pipeline.stop()
         self.outages.stop()
-        if left:
-            log.error("%d messages could not be written before shutdown", left)
         self.pool.close()
         log.info("service stopped")

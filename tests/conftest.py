@@ -81,27 +81,45 @@ def pg_admin() -> Iterator[str]:
 _EMBEDDED: list = []
 
 
-@pytest.fixture
-def restart_postgres(pg_admin: str):
-    """Restart the test PostgreSQL server for real (the chaos test needs it)."""
-    import subprocess
+class PostgresControl:
+    """Stops and starts the test PostgreSQL server for real; calling it restarts it."""
 
-    def restart() -> None:
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+
+    def __call__(self) -> None:
+        self._control("restart")
+
+    def stop(self) -> None:
+        self._control("stop")
+
+    def start(self) -> None:
+        self._control("start")
+
+    def _control(self, action: str) -> None:
+        import subprocess
+
         if _EMBEDDED:
-            _EMBEDDED[0].stop()
-            _EMBEDDED[0].start()
+            if action in ("stop", "restart"):
+                _EMBEDDED[0].stop()
+            if action in ("start", "restart"):
+                _EMBEDDED[0].start()
             return
-        for command in (["pg_ctlcluster", "--skip-systemctl-redirect", *_cluster_of(pg_admin),
-                         "restart"],
-                        ["service", "postgresql", "restart"]):
+        for command in (["pg_ctlcluster", "--skip-systemctl-redirect",
+                         *_cluster_of(self.conninfo), action],
+                        ["service", "postgresql", action]):
             try:
                 if subprocess.run(command, capture_output=True, timeout=60).returncode == 0:
                     return
             except FileNotFoundError:
                 continue
-        pytest.fail("could not restart PostgreSQL (pg_ctlcluster/service not available)")
+        pytest.fail(f"could not {action} PostgreSQL (pg_ctlcluster/service not available)")
 
-    return restart
+
+@pytest.fixture
+def restart_postgres(pg_admin: str) -> PostgresControl:
+    """The test PostgreSQL server, to restart (chaos test) or stop and start (spool test)."""
+    return PostgresControl(pg_admin)
 
 
 def _cluster_of(conninfo: str) -> list[str]:

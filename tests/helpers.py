@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
@@ -35,8 +38,11 @@ def wait_until(probe: Callable[[], T], timeout: float = 15.0, interval: float = 
 
 
 def make_settings(**overrides: Any) -> Settings:
+    # A spool of its own: a service stopped while its database was away must not hand its
+    # messages to another test's service.
     values: dict[str, Any] = {"api_tokens": [TOKEN], "webhook_secret": SECRET,
-                              "device_cache_refresh_s": 0.2}
+                              "device_cache_refresh_s": 0.2,
+                              "spool_dir": Path(tempfile.gettempdir()) / f"bauhof-spool-{uuid.uuid4().hex}"}
     values.update(overrides)
     return Settings(**values)
 

@@ -79,7 +79,7 @@ def test_qos1_messages_are_acknowledged_only_after_commit(db, mqtt_broker, app_i
             wait_until(lambda: first.metrics.received.labels("tts-mqtt")._value.get() == 6)
         # Stop without having written them: they were never acknowledged to the broker.
         first.mqtt.stop()
-        assert first.pipeline.stop(timeout=1.0) >= 0
+        assert len(first.pipeline.stop(timeout=1.0)) == 5
         first.pool.close()
         proxy.restore()
 
