@@ -88,11 +88,21 @@ class Notification:
             "alert_id": self.alert_id, "rule_id": self.rule_id, "rule_kind": self.rule_kind,
             "severity": self.severity, "device_id": self.device_id,
             "device_name": self.device_name, "municipality": self.municipality,
-            "value": self.value, "detail": dict(self.detail),
+            "value": self.value, "detail": iso_detail(self.detail),
             "first_seen": iso(self.first_seen), "opened_at": iso(self.opened_at),
             "closed_at": iso(self.closed_at), "reminders_sent": self.reminders_sent,
             "title": dict(self.title), "message": dict(self.body), "subject": dict(self.subject),
         }
+
+
+def iso_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """A detail for JSON readers: the times the checks keep as epoch seconds (``*_at``) as ISO
+    8601 in UTC (``Z``), as pydantic writes every other time of the API."""
+    return {key: (datetime.fromtimestamp(value, tz=timezone.utc).isoformat()
+                  .replace("+00:00", "Z")
+                  if key.endswith("_at") and isinstance(value, (int, float))
+                  and not isinstance(value, bool) else value)
+            for key, value in detail.items()}
 
 
 def _local(t: datetime | None, tz: ZoneInfo) -> str | None:

@@ -1,4 +1,4 @@
-"""The ``bauhof`` command: run, migrate, demo, decode, plan."""
+"""The bauhof command: run the service, try it with the demo, and the tools around it."""
 from __future__ import annotations
 
 import argparse
@@ -202,7 +202,11 @@ def cmd_decode(settings: Settings, args: argparse.Namespace) -> int:
 
     model = by_id(args.decoder)
     if model is None:
-        print(f"unknown decoder {args.decoder!r}", file=sys.stderr)
+        from decoders import MODELS
+
+        print(f"unknown decoder {args.decoder!r}; known decoders:", file=sys.stderr)
+        for known in sorted(MODELS, key=lambda m: m.id):
+            print(f"  {known.id:<40} {known.name}", file=sys.stderr)
         return 2
     try:
         payload = bytes.fromhex(args.hex)
@@ -320,8 +324,16 @@ def cmd_evaluate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="bauhof", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(
+        prog="bauhof", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="bauhof-sense: LoRaWAN sensors of a municipal works yard (litter bins, "
+                    "weather,\nsoil moisture) stored, planned into rounds and served.",
+        epilog="Configuration comes from BAUHOF_* environment variables (see README.md).\n"
+               "Without BAUHOF_DATABASE_URL, run, demo, migrate and plan start an embedded\n"
+               "PostgreSQL of their own in BAUHOF_DATA_DIR.\n\n"
+               "bauhof COMMAND --help tells more about each command.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
     sub.add_parser("run", help="ingest (MQTT, webhooks) and serve the API")
     sub.add_parser("migrate", help="apply database migrations and exit")
     demo = sub.add_parser("demo", help="run everything with the simulated Main-Kinzig fleet")
@@ -333,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     from simulator.runner import add_arguments
 
     add_arguments(simulate)
-    decode = sub.add_parser("decode", help="decode one payload: bauhof decode VENDOR/MODEL HEX")
+    decode = sub.add_parser("decode", help="decode one payload: bauhof decode VENDOR/MODEL HEX "
+                            "(an unknown model lists the known ones)")
     decode.add_argument("decoder", help="decoder id, e.g. decentlab/dl-mbx")
     decode.add_argument("hex", help="payload bytes as hex")
     decode.add_argument("--port", type=int, default=1, help="LoRaWAN fPort (default 1)")

@@ -211,7 +211,11 @@ def test_api_lists_filters_and_acknowledges(db, tmp_path):
     insert(db,
            state("bin-1", "bin_full", first_seen=T0),
            state("bin-1", "bin_fire", severity="critical", first_seen=T0 + timedelta(hours=1),
-                 detail={"temperature_c": 81.0, "rise_k": 60.0}, value=81.0),
+                 detail={"temperature_c": 81.0, "rise_k": 60.0,
+                         "reading_at": (T0 + timedelta(hours=1)).timestamp()}, value=81.0),
+           # Closed, but newer than every open one: still listed after them.
+           state("bin-1", "device_offline", status="closed", first_seen=T0 + timedelta(hours=3),
+                 closed_at=T0 + timedelta(hours=4)),
            state("bin-2", "bin_full", municipality="Birstein", status="closed",
                  first_seen=T0 - timedelta(days=1), closed_at=T0 - timedelta(hours=20)),
            state("bin-2", "device_offline", municipality="Birstein", severity="warning",
@@ -223,29 +227,33 @@ def test_api_lists_filters_and_acknowledges(db, tmp_path):
     with running_service(db, alert_interval_s=0, alert_on_batch=False, alert_rules=rules,
                          crew_tokens=[CREW]) as (service, client):
         listed = client.get("/api/v1/alerts").json()
-        # newest first; the pending one is no alert yet
+        # the open ones first, each group newest first; the pending one is no alert yet
         assert [(a["device_id"], a["rule_id"]) for a in listed] == [
             ("bin-2", "device_offline"), ("bin-1", "bin_fire"), ("bin-1", "bin_full"),
-            ("bin-2", "bin_full")]
+            ("bin-1", "device_offline"), ("bin-2", "bin_full")]
         fire = listed[1]
         assert set(fire) >= {"id", "rule_id", "device_id", "device_name", "municipality",
                              "severity", "status", "first_seen", "opened_at", "acknowledged_at",
                              "closed_at", "value", "detail", "title_de", "title_en"}
         assert (fire["title_de"], fire["title_en"]) == ("Brandverdacht", "Suspected fire")
         assert fire["device_name"] == "Name of bin-1" and fire["value"] == 81.0
-        assert fire["detail"] == {"temperature_c": 81.0, "rise_k": 60.0}
+        # times in the detail as ISO 8601, like every other time in the answer
+        assert fire["detail"] == {"temperature_c": 81.0, "rise_k": 60.0,
+                                  "reading_at": "2026-04-08T07:00:00Z"}
 
         def ids(**query) -> list[str]:
             answer = client.get("/api/v1/alerts", params=query)
             assert answer.status_code == 200, answer.text
             return [(a["device_id"], a["rule_id"]) for a in answer.json()]
 
-        assert ids(status="closed") == [("bin-2", "bin_full")]
+        assert ids(status="closed") == [("bin-1", "device_offline"), ("bin-2", "bin_full")]
         assert ids(status="active", municipality="Birstein") == [("bin-2", "device_offline")]
         assert ids(severity="critical") == [("bin-1", "bin_fire")]
         assert ids(device_id="bin-1", rule_id="bin_full") == [("bin-1", "bin_full")]
         assert ids(limit=1, offset=1) == [("bin-1", "bin_fire")]
         assert client.get("/api/v1/alerts", params={"status": "pending"}).status_code == 422
+        # An offset PostgreSQL cannot take is the caller's error, not the server's.
+        assert client.get("/api/v1/alerts", params={"offset": 10**32}).status_code == 422
 
         url = f"/api/v1/alerts/{fire['id']}/acknowledge"
         assert client.post(url).status_code == 401

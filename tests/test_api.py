@@ -1,6 +1,7 @@
 """The HTTP API: device registry, latest values, readings, tokens, metrics, health."""
 from __future__ import annotations
 
+import psycopg
 from fixtures_data import DATA
 from helpers import SECRET, TOKEN, running_service
 
@@ -100,4 +101,28 @@ def test_decoders_metrics_health_and_openapi(db):
         assert ready["status"] == "ready" and ready["mqtt"] == "disabled"
         spec = client.get("/openapi.json").json()
         assert "/api/v1/devices/{device_id}/readings" in spec["paths"]
-        assert client.get("/api/v1/ingest-errors").status_code == 401
+        # Dead letters are read like readings: open while no read tokens are configured.
+        assert client.get("/api/v1/ingest-errors").status_code == 200
+
+
+def test_large_json_answers_are_gzipped_small_ones_not(db):
+    # A dashboard polling /latest of a whole county gets it compressed; the ETag is the same
+    # with and without gzip, so a 304 works for both.
+    with running_service(db) as (service, client):
+        with psycopg.connect(db) as conn:
+            for n in range(60):
+                conn.execute("INSERT INTO latest_readings (device_id, metric, time, value)"
+                             " VALUES (%s, 'fill_level_pct', now(), %s)", (f"bin-{n:03d}", n))
+                conn.execute("INSERT INTO devices (device_id) VALUES (%s)", (f"bin-{n:03d}",))
+        big = client.get("/api/v1/latest", headers={"Accept-Encoding": "gzip"})
+        plain = client.get("/api/v1/latest", headers={"Accept-Encoding": "identity"})
+        assert big.headers["content-encoding"] == "gzip"
+        assert big.num_bytes_downloaded < len(plain.content) / 3
+        assert "content-encoding" not in plain.headers
+        assert big.json() == plain.json() and len(big.json()) == 60
+        assert big.headers["etag"] == plain.headers["etag"]
+        again = client.get("/api/v1/latest", headers={"Accept-Encoding": "gzip",
+                                                      "If-None-Match": big.headers["etag"]})
+        assert again.status_code == 304
+        small = client.get("/health/live", headers={"Accept-Encoding": "gzip"})
+        assert "content-encoding" not in small.headers

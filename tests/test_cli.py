@@ -79,7 +79,18 @@ def test_decode_command():
     bad = bauhof("decode", "decentlab/dl-mbx", "02012f000304d2")
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip() == "DL-MBX expects 11 bytes for sensor flags 0x0003, got 7"
-    assert bauhof("decode", "nobody/nothing", "00").returncode == 2
+    unknown = bauhof("decode", "nobody/nothing", "00")
+    assert unknown.returncode == 2
+    assert "unknown decoder 'nobody/nothing'; known decoders:" in unknown.stderr
+    assert "decentlab/dl-mbx" in unknown.stderr and "dragino/lse01" in unknown.stderr
+
+
+def test_help_lists_every_command_in_plain_text():
+    shown = bauhof("--help")
+    assert shown.returncode == 0
+    for command in ("run", "migrate", "demo", "simulate", "decode", "plan", "evaluate"):
+        assert re.search(rf"^    {command}\s+\S", shown.stdout, re.M), command
+    assert "`" not in shown.stdout and "BAUHOF_" in shown.stdout
 
 
 def test_configuration_errors_never_show_secrets():

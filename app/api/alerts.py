@@ -9,10 +9,11 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from alerts import messages
+from alerts.notify import iso_detail
 from alerts.params import Severity
 from app.alerting import AlertNotFound
 from app.api.caching import cacheable
-from app.api.deps import Conn, Crew, ServiceDep
+from app.api.deps import MAX_OFFSET, Conn, Crew, ServiceDep
 
 ALERTS_MAX_AGE = 5  # dashboards poll; an unchanged list costs a 304
 
@@ -59,7 +60,7 @@ class AlertOut(BaseModel):
     value: float | None = Field(description="the number the alert is about: fill %, °C, "
                                             "minutes of silence ...")
     detail: dict[str, Any] = Field(description="the numbers behind it, as the rule's check "
-                                               "saw them")
+                                               "saw them; times (`*_at`) in ISO 8601, UTC")
     title_de: str
     title_en: str
 
@@ -77,6 +78,7 @@ _FIELDS = ("id", "rule_id", "device_id", "device_name", "municipality", "severit
 
 def _out(service, row: tuple) -> AlertOut:
     values = dict(zip(_FIELDS, row))
+    values["detail"] = iso_detail(values["detail"] or {})
     return AlertOut(**values, title_de=_title(service, values["rule_id"], "de"),
                     title_en=_title(service, values["rule_id"], "en"))
 
@@ -92,10 +94,12 @@ def list_alerts(
     device_id: str | None = None,
     rule_id: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[AlertOut]:
-    """Alerts, newest first (by the time they opened). Alerts still pending (their condition
-    has not held for the rule's minimum duration yet) are not alerts yet and not listed."""
+    """Alerts: the open and acknowledged ones first, then the closed ones (`status=active`
+    leaves those out), each newest first by the time they opened. Alerts still pending (their
+    condition has not held for the rule's minimum duration yet) are not alerts yet and not
+    listed."""
     where, params = ["a.opened_at IS NOT NULL"], []
     if status_ is not None:
         where.append("a.status = ANY(%s)")
@@ -107,7 +111,8 @@ def list_alerts(
             where.append(f"{column} = %s")
             params.append(value)
     rows = conn.execute(
-        f"{_LIST} WHERE {' AND '.join(where)} ORDER BY a.opened_at DESC, a.id"
+        f"{_LIST} WHERE {' AND '.join(where)}"
+        " ORDER BY a.status = 'closed', a.opened_at DESC, a.id"
         f" LIMIT %s OFFSET %s", (*params, limit, offset)).fetchall()
     return [_out(service, r) for r in rows]
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import __version__, web
 from app.api import alerts, devices, export, forecasts, gaps, health, ingest, routes, series
@@ -29,6 +31,27 @@ The crews' web pages are at `/tagesroute` and `/uebersicht`.
 """
 
 
+class RefuseLargeBodies:
+    """413 for a body announced larger than the limit, before anything reads it.
+
+    Plain ASGI rather than ``@app.middleware("http")``, whose answers arrive in pieces: the gzip
+    middleware would then compress even a 20-byte answer.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.limit):
+                answer = JSONResponse({"detail": f"body larger than {self.limit} bytes"}, 413)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -43,19 +66,16 @@ def create_app(service: "Service", manage_lifecycle: bool = True) -> FastAPI:
     app = FastAPI(title="bauhof-sense", version=__version__, description=DESCRIPTION,
                   lifespan=lifespan, dependencies=[Reader])
     app.state.service = service
-    limit = service.settings.max_message_bytes
 
-    @app.middleware("http")
-    async def refuse_large_bodies(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return JSONResponse({"detail": f"body larger than {limit} bytes"}, 413)
-        return await call_next(request)
+    app.add_middleware(RefuseLargeBodies, limit=service.settings.max_message_bytes)
 
     # ETag / If-None-Match / Cache-Control for endpoints declaring app.api.caching.cacheable,
     # and for these paths of modules that do not (path -> max-age, seconds).
     app.add_middleware(ConditionalGetMiddleware, paths={"/api/v1/decoders": 3600})
     app.add_middleware(FreezeStartupHeap)  # no 50 ms garbage-collector pauses in requests
+    # Outermost, so that ETags are computed on the plain body and stay the same for clients
+    # with and without gzip. A dashboard polling /latest of 1,000 devices gets ~145 KB as ~15.
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
 
     app.include_router(health.router)
     app.include_router(devices.router)

@@ -108,6 +108,9 @@ def require_reader(request: Request) -> None:
         raise _unauthorised()
 
 
+# PostgreSQL's OFFSET is a bigint; a larger number must be a 422, not a database error.
+MAX_OFFSET = 2**31 - 1
+
 Conn = Annotated[psycopg.Connection, Depends(get_conn)]
 ServiceDep = Annotated["Service", Depends(get_service)]
 Writer = Depends(require_token)     # admin

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app import registry
 from app.api.caching import CachePolicy, cacheable
-from app.api.deps import Conn, ServiceDep, Writer
+from app.api.deps import MAX_OFFSET, Conn, ServiceDep, Writer
 from app.registry import Device, DeviceSettings
 from app.device_keys import SEPARATOR
 from app.registry import DEVICE_KEY_PATTERN
@@ -191,7 +191,7 @@ def list_devices(conn: Conn, request: Request, response: Response,
                  municipality: str | None = Query(default=None, examples=["Gelnhausen"]),
                  kind: str | None = Query(default=None, examples=["bin"]),
                  limit: int = Query(default=1000, ge=1, le=10000, examples=[100]),
-                 offset: int | None = Query(default=None, ge=0, examples=[0],
+                 offset: int | None = Query(default=None, ge=0, le=MAX_OFFSET, examples=[0],
                                             description="Skip this many (instead of cursor)"),
                  cursor: str | None = Query(default=None, examples=["YmluLTAwMg"],
                                             description="From the previous page's Link header"),

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from app.api.deps import Conn, ServiceDep, Writer
+from app.api.deps import Conn, ServiceDep
 from decoders import MODELS
 
 router = APIRouter(tags=["ingest"])
@@ -37,10 +37,11 @@ class Decoder(BaseModel):
     tts_version_ids: list[dict[str, str]]
 
 
-@router.get("/api/v1/ingest-errors", response_model=list[IngestError], dependencies=[Writer],
-            summary="Dead letters, the most recently seen first (needs an API token: they hold "
-                    "raw messages). One per distinct message: `count` says how often it came, "
-                    "`time` when first, `last_seen` when last.")
+@router.get("/api/v1/ingest-errors", response_model=list[IngestError],
+            summary="Dead letters, the most recently seen first, readable like every other "
+                    "reading (a read, crew or admin token while read tokens are configured). "
+                    "One per distinct message: `count` says how often it came, `time` when "
+                    "first, `last_seen` when last.")
 def ingest_errors(conn: Conn, stage: str | None = None,
                   limit: int = Query(default=100, ge=1, le=1000)) -> list[IngestError]:
     rows = conn.execute(
