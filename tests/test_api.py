@@ -126,3 +126,19 @@ def test_large_json_answers_are_gzipped_small_ones_not(db):
         assert again.status_code == 304
         small = client.get("/health/live", headers={"Accept-Encoding": "gzip"})
         assert "content-encoding" not in small.headers
+
+
+def test_dates_and_times_are_iso_8601_or_refused(db):
+    # Pydantic alone reads "0" as 1 January 1970 and 0.5 as half a second after it.
+    with running_service(db) as (service, client):
+        for path, params in (("/api/v1/routes", {"date": "0"}),
+                             ("/api/v1/routes", {"date": "2026-5-4"}),
+                             ("/api/v1/gaps", {"until": "0.5"}),
+                             ("/api/v1/devices/bin-001/readings", {"since": "0"}),
+                             ("/api/v1/readings.csv", {"until": "1700000000"})):
+            answer = client.get(path, params=params)
+            assert answer.status_code == 422, (path, params, answer.text)
+            assert "ISO 8601" in answer.text or "YYYY-MM-DD" in answer.text
+        assert client.get("/api/v1/routes", params={"date": "2026-05-04"}).status_code == 200
+        assert client.get("/api/v1/gaps", params={"until": "2026-05-04T00:00:00Z"}
+                          ).status_code == 200

@@ -1,13 +1,16 @@
 """Short dependency aliases: a database connection, the service, and access by token role."""
 from __future__ import annotations
 
+import datetime as dt
 import hmac
+import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -107,6 +110,29 @@ def require_reader(request: Request) -> None:
     if scheme.lower() != "bearer" or token_role(settings, given.strip()) is None:
         raise _unauthorised()
 
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date(value: object) -> object:
+    if not isinstance(value, dt.date) and not (isinstance(value, str)
+                                               and _ISO_DATE.fullmatch(value)):
+        raise ValueError("expected a date as YYYY-MM-DD, e.g. 2026-05-04")
+    return value
+
+
+def _iso_time(value: object) -> object:
+    if not isinstance(value, dt.datetime) and not (isinstance(value, str)
+                                                   and _ISO_TIME.match(value)):
+        raise ValueError("expected an ISO 8601 time with a zone, e.g. 2025-06-03T00:00:00Z")
+    return value
+
+
+# Pydantic reads "0" or 0.5 as seconds since 1970; an API that answers ?date=0 with the plan of
+# 1 January 1970 hides the caller's mistake. Only the ISO 8601 forms are accepted.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_time)]
 
 # PostgreSQL's OFFSET is a bigint; a larger number must be a 422, not a database error.
 MAX_OFFSET = 2**31 - 1

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from app import registry
 from app.api.caching import CachePolicy, cacheable
-from app.api.deps import MAX_OFFSET, Conn, ServiceDep, Writer
+from app.api.deps import MAX_OFFSET, Conn, IsoDateTime, ServiceDep, Writer
 from app.registry import Device, DeviceSettings
 from app.device_keys import SEPARATOR
 from app.registry import DEVICE_KEY_PATTERN
@@ -320,8 +320,8 @@ def latest_of_all(conn: Conn, request: Request,
         headers=PAGE_HEADERS), **NOT_MODIFIED})
 def readings(conn: Conn, request: Request, response: Response, device_id: DeviceId,
              cache: Annotated[CachePolicy, cacheable(LIVE_MAX_AGE)],
-             since: datetime | None = Query(default=None, examples=["2025-06-03T00:00:00Z"]),
-             until: datetime | None = Query(default=None, examples=["2025-06-04T00:00:00Z"]),
+             since: IsoDateTime | None = Query(default=None, examples=["2025-06-03T00:00:00Z"]),
+             until: IsoDateTime | None = Query(default=None, examples=["2025-06-04T00:00:00Z"]),
              metric: str | None = Query(default=None, examples=["fill_level_pct"]),
              limit: int = Query(default=10_000, ge=1, le=100_000, examples=[1000]),
              cursor: str | None = Query(default=None,

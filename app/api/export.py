@@ -22,7 +22,7 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import ServiceDep
+from app.api.deps import IsoDateTime, ServiceDep
 from app.api.devices import DeviceId, time_window
 from app.api.series import metrics_of, parse_tz
 
@@ -135,7 +135,7 @@ def _utc(t: datetime) -> datetime:
             summary="One device's readings as CSV (streamed)", responses=CSV_RESPONSES)
 def device_csv(service: ServiceDep, device_id: DeviceId,
                metric: str | None = Query(default=None, examples=["fill_level_pct"]),
-               since: datetime | None = SinceQ, until: datetime | None = UntilQ,
+               since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
                delimiter: str = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
                tz: str = TzQ, bom: bool = BomQ) -> StreamingResponse:
     since, until = time_window(since, until)
@@ -157,7 +157,7 @@ def readings_csv(service: ServiceDep,
                  metric: str | None = Query(default=None, examples=["fill_level_pct"]),
                  municipality: str | None = Query(default=None, examples=["Gelnhausen"]),
                  kind: str | None = Query(default=None, examples=["bin"]),
-                 since: datetime | None = SinceQ, until: datetime | None = UntilQ,
+                 since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
                  delimiter: str = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
                  tz: str = TzQ, bom: bool = BomQ) -> StreamingResponse:
     since, until = time_window(since, until)

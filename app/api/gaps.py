@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel
 
 from app import gaps
-from app.api.deps import Conn
+from app.api.deps import Conn, IsoDateTime
 from app.api.devices import DeviceId
 
 router = APIRouter(prefix="/api/v1", tags=["gaps"])
@@ -44,16 +44,16 @@ def _window(since: datetime | None, until: datetime | None) -> tuple[datetime, d
 
 @router.get("/gaps", response_model=list[DeviceGaps],
             summary="Missing uplinks per device (default: the last 7 days)")
-def all_gaps(conn: Conn, since: datetime | None = None,
-             until: datetime | None = Query(default=None)) -> list[DeviceGaps]:
+def all_gaps(conn: Conn, since: IsoDateTime | None = None,
+             until: IsoDateTime | None = Query(default=None)) -> list[DeviceGaps]:
     found = gaps.gaps(conn, *_window(since, until))
     return [DeviceGaps(device_id=d, **kinds) for d, kinds in sorted(gaps.totals(found).items())]
 
 
 @router.get("/devices/{device_id}/gaps", response_model=DeviceGapDetail,
             summary="Frame-counter gaps of one device (default: the last 7 days)")
-def device_gaps(conn: Conn, device_id: DeviceId, since: datetime | None = None,
-                until: datetime | None = None) -> DeviceGapDetail:
+def device_gaps(conn: Conn, device_id: DeviceId, since: IsoDateTime | None = None,
+                until: IsoDateTime | None = None) -> DeviceGapDetail:
     found = gaps.gaps(conn, *_window(since, until), device_id=device_id)
     kinds = gaps.totals(found).get(device_id, {gaps.LOST_OVER_AIR: 0, gaps.MISSED: 0})
     return DeviceGapDetail(device_id=device_id, **kinds,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import planning
 from app.api.caching import cacheable
-from app.api.deps import Conn, Crew, ServiceDep, Writer
+from app.api.deps import Conn, Crew, IsoDate, ServiceDep, Writer
 from app.planning import StoredPlan, StoredStop
 
 router = APIRouter(prefix="/api/v1", tags=["routes"])
@@ -118,7 +118,7 @@ class PlanRequest(BaseModel):
         {"date": "2026-05-04", "kind": "collection"},
         {"date": "2026-05-04", "kind": "watering", "force": True, "time_limit_s": 2}]})
 
-    date: dt.date | None = Field(default=None, description="default: today (local)")
+    date: IsoDate | None = Field(default=None, description="default: today (local)")
     kind: KindParam = "collection"
     force: bool = Field(default=False, description="replace the day's plan even if stops of "
                                                    "it are already done")
@@ -147,7 +147,7 @@ ROUTES_MAX_AGE = 5
             dependencies=[cacheable(ROUTES_MAX_AGE)],
             responses={304: {"description": "Not modified: the If-None-Match tag is current"}})
 def get_routes(conn: Conn, service: ServiceDep,
-               date: dt.date | None = Query(default=None, examples=["2026-05-04"],
+               date: IsoDate | None = Query(default=None, examples=["2026-05-04"],
                                             description="default: today (local)"),
                kind: KindParam | None = Query(default=None,
                                               description="default: both kinds")) -> DayRoutes:

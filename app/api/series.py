@@ -44,7 +44,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from app.api.caching import CachePolicy, cacheable
-from app.api.deps import Conn
+from app.api.deps import Conn, IsoDateTime
 from app.api.devices import (CACHE_HEADERS, LIVE_MAX_AGE, NOT_MODIFIED, ROW_HASH,
                              DeviceId, json_example, json_response, max_age_for, time_window)
 
@@ -350,7 +350,7 @@ def device_series(conn: Conn, request: Request, device_id: DeviceId,
                   cache: Annotated[CachePolicy, cacheable(LIVE_MAX_AGE)],
                   metric: str | None = Query(default=None, examples=["fill_level_pct"],
                                              description="Default: every metric of the device"),
-                  since: datetime | None = SinceQ, until: datetime | None = UntilQ,
+                  since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
                   bucket: str = BucketQ, tz: str = TzQ) -> Response:
     since, until = time_window(since, until)
     window = Window(since, until, parse_bucket(bucket), parse_tz(tz))
@@ -403,7 +403,7 @@ def many_series(conn: Conn, request: Request,
                 kind: str | None = Query(default=None, examples=["bin"]),
                 device_id: list[str] | None = Query(default=None,
                                                     examples=[["bin-marktplatz-017"]]),
-                since: datetime | None = SinceQ, until: datetime | None = UntilQ,
+                since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
                 bucket: str = BucketQ, tz: str = TzQ) -> Response:
     since, until = time_window(since, until)
     window = Window(since, until, parse_bucket(bucket), parse_tz(tz))
