@@ -81,6 +81,9 @@ class DeviceWindow:
     uplinks: np.ndarray | None = None
     full_at: float | None = None
     next_collection: float | None = None
+    # Since when our intake has listened without a break (epoch s): the service's start or the
+    # broker connection's return. Silence from before it may be ours, not the device's.
+    watching_since: float | None = None
 
     def __post_init__(self) -> None:
         clean = {}
@@ -391,10 +394,13 @@ def device_offline(w: DeviceWindow, p: P.DeviceOfflineParams, now: datetime) -> 
     silent = max(0.0, now_s - last)
     detail = {"last_seen_at": last, "silent_h": silent / 3600, "interval_min": interval / 60,
               "threshold_min": threshold / 60, "learned": learned is not None}
-    active = silent >= threshold
+    # A device gets the whole threshold to report after we started listening: at a start (and
+    # while a backfill catches up) every device looks silent since our last message.
+    heard_from = last if w.watching_since is None else max(last, w.watching_since)
+    active = now_s - heard_from >= threshold
     return Observation(active, silent / 60, detail,
                        clearing=not active and silent < p.clear_factor * interval,
-                       since=_utc(last + threshold) if active else None)
+                       since=_utc(heard_from + threshold) if active else None)
 
 
 def frost(w: DeviceWindow, p: P.FrostParams, now: datetime) -> Observation:

@@ -118,6 +118,9 @@ class Alerting:
         self.clock: Clock = clock or _utc_now
         self.tz = ZoneInfo(router.config.timezone if router is not None else DEFAULT_TZ)
         self._lock = threading.Lock()  # one cycle at a time (the router is not thread-safe)
+        # Set by the service when it starts listening and when the broker connection returns:
+        # device_offline gives every device its threshold from then on (None: no grace).
+        self.watching_since: dt.datetime | None = None
 
     @classmethod
     def from_settings(cls, rules_path: Path | None, routes_path: Path | None, connect: Connect,
@@ -147,7 +150,8 @@ class Alerting:
             if ids is not None and not ids:
                 return report
             with self.connect() as conn:
-                windows = load_windows(conn, self.rules, self.planner, now, ids)
+                windows = load_windows(conn, self.rules, self.planner, now, ids,
+                                       self.watching_since)
                 evaluations = evaluate(self.rules, windows, now)
                 report.devices, report.evaluations = len(windows), len(evaluations)
                 conn.commit()  # the reads end here; what follows is one transaction
@@ -313,7 +317,8 @@ def next_collections(conn: psycopg.Connection, bin_ids: list[str], now: dt.datet
 
 
 def load_windows(conn: psycopg.Connection, rules: RuleSet, planner: PlannerConfig,
-                 now: dt.datetime, device_ids: list[str] | None = None) -> list[DeviceWindow]:
+                 now: dt.datetime, device_ids: list[str] | None = None,
+                 watching_since: dt.datetime | None = None) -> list[DeviceWindow]:
     """One DeviceWindow per registered device (or per given id), from readings up to ``now``."""
     if device_ids is None:
         devices = conn.execute(
@@ -372,7 +377,8 @@ def load_windows(conn: psycopg.Connection, rules: RuleSet, planner: PlannerConfi
             attributes=attributes, last_seen=last_seen, readings=readings[device_id],
             name=name, model=decoder or (f"{brand}/{model}" if brand and model else None),
             uplinks=uplinks.get(device_id, np.empty(0)) if needs.uplinks is not None else None,
-            full_at=full_at, next_collection=next_collection))
+            full_at=full_at, next_collection=next_collection,
+            watching_since=watching_since.timestamp() if watching_since else None))
     return windows
 
 

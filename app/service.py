@@ -85,6 +85,8 @@ class Service:
     def _connected(self) -> None:
         with self._mqtt_lock:
             if self.mqtt_connected:
+                if self._mqtt_down:  # what was sent meanwhile comes by backfill, if at all
+                    self.alerting.watching_since = self.alerting.clock()
                 self._mqtt_down = False
                 self.outages.mqtt_up()
         if self.backfill is not None:
@@ -97,6 +99,7 @@ class Service:
             log.info("applied migrations: %s",
                      ", ".join(f"{m.version:03d}_{m.name}" for m in applied))
         self.pool.open()
+        self.alerting.watching_since = self.alerting.clock()
         self.outages.start()
         self.pipeline.start()
         self.spool.replay(self.pipeline)  # before new traffic: the older messages first

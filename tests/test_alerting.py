@@ -344,3 +344,23 @@ def test_passwords_of_the_alert_routes_never_reach_the_log(tmp_path, capfd):
         logs.configure("WARNING")
     err = capfd.readouterr().err
     assert "Geheim-Passwort-4711" not in err and "***" in err
+
+
+def test_a_fresh_start_opens_no_offline_alerts_until_devices_had_their_chance(db):
+    """The first start of a service (or the demo) finds every device silent since the data it
+    has: each device gets its threshold to report before it is called offline."""
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    for n in range(3):
+        add_device(db, f"bin-{n}")
+        add_readings(db, f"bin-{n}", "fill_level_pct",
+                     [(now - timedelta(days=2, minutes=15 * i), 40.0) for i in range(8)])
+    with running_service(db, alert_interval_s=0, alert_on_batch=False, plan_at="") as (
+            service, client):
+        assert service.alerting.watching_since is not None
+        assert service.alerting.evaluate().events == []
+        assert client.get("/api/v1/alerts").json() == []
+        # Two hours later (bins: at least 2 h of silence) they are offline, once each.
+        later = now + timedelta(hours=2, minutes=5)
+        events = service.alerting.evaluate(now=later).events
+    assert sorted((e.kind, e.alert.device_id, e.alert.rule_id) for e in events) == [
+        ("opened", f"bin-{n}", "device_offline") for n in range(3)]

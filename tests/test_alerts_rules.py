@@ -598,3 +598,18 @@ def test_observation_invariants():
         Observation(True, clearing=True)
     o = Observation(False, np.float64(3.5), {"x": np.float32(1.0), "y": math.nan})
     assert o.value == 3.5 and o.detail == {"x": 1.0, "y": None}
+
+
+def test_offline_waits_the_threshold_after_we_started_listening():
+    # Silent for two days, but our service started 20 minutes ago: the device gets its 30 min
+    # (3 x 10 min) to report to us before it is called offline, and is so from then on.
+    started = (NOW - timedelta(minutes=20)).timestamp()
+    waiting = _offline("weather", 10, 30, 2 * 24 * 60, watching_since=started)
+    assert state(waiting) == "band" and waiting.detail["silent_h"] == pytest.approx(48)
+    later = DeviceWindow("d", kind="weather", uplinks=_uplinks(10, 30, 2 * 24 * 60),
+                         watching_since=(NOW - timedelta(minutes=31)).timestamp())
+    offline = run("device_offline", later)
+    assert offline.active and offline.since == NOW - timedelta(minutes=1)
+    # a device that reported after the start is judged by its own silence, as always
+    hour_ago = (NOW - timedelta(minutes=60)).timestamp()
+    assert _offline("weather", 10, 30, 31, watching_since=hour_ago).active

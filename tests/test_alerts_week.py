@@ -311,6 +311,7 @@ def test_a_simulated_week_with_injected_events(db, mqtt_broker, app_id, servers,
         # --- step the evaluation through the week
         clock = [start]
         service.alerting.clock = lambda: clock[0]
+        service.alerting.watching_since = start  # as if the service had listened all week
         events, acknowledged_id = [], None
         now = start
         while now <= end:
