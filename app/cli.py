@@ -236,7 +236,8 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     with database(settings) as conninfo:
         migrate(conninfo)
-        planning = Planning(config, lambda: psycopg.connect(conninfo))
+        planning = Planning(config, lambda: psycopg.connect(conninfo),
+                            done_times=settings.record_done_times)
         day = args.date or planning.today()
         kinds = [args.kind] if args.kind else ["collection", "watering"]
         plans = []
@@ -254,11 +255,11 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
             except PlanningError as err:
                 print(f"bauhof plan: {err}", file=sys.stderr)
                 return 1
-    print(format_plans(day, plans))
+    print(format_plans(day, plans, settings.record_done_times))
     return 0
 
 
-def format_plans(day, plans) -> str:
+def format_plans(day, plans, done_times: str = "time") -> str:
     """Plans as text tables for a terminal or a printout (German headings: the crew's)."""
     if not plans:
         return f"Keine Tourenpläne für den {day:%d.%m.%Y}."
@@ -281,12 +282,12 @@ def format_plans(day, plans) -> str:
             lines.append(f"NICHT EINGEPLANT (dringend): {', '.join(first.unserved_must)}")
         lines.append("")
         for p in of_kind:
-            lines.extend(_format_vehicle(p))
+            lines.extend(_format_vehicle(p, done_times))
             lines.append("")
     return "\n".join(lines).rstrip()
 
 
-def _format_vehicle(p) -> list[str]:
+def _format_vehicle(p, done_times: str) -> list[str]:
     lines = [f"  {p.vehicle_name} ({p.vehicle_id}), Start {p.start_at:%H:%M}: {len(p.stops)} "
              f"Stopps, {p.distance_m / 1000:.1f} km, {p.duration_s / 3600:.1f} h, "
              f"{p.trips} Fahrt(en)"]
@@ -299,8 +300,9 @@ def _format_vehicle(p) -> list[str]:
     for s in p.stops:
         now = "" if s.value_now is None else f"{s.value_now:.0f}"
         due = "" if s.value_expected is None else f"{s.value_expected:.0f}"
+        when = f" {s.done_at:%H:%M}" if done_times == "time" and s.done_at else ""
         state = "offen" if s.status == "planned" else (
-            f"erledigt {s.done_at:%H:%M} ({'Team' if s.done_by == 'crew' else 'Sensor'})")
+            f"erledigt{when} ({'Team' if s.done_by == 'crew' else 'Sensor'})")
         lines.append(f"  {s.seq:>3}  {s.eta:%H:%M}    {(s.municipality or '')[:22]:<22}  "
                      f"{(s.name or s.device_id)[:28]:<28}  "
                      f"{'muss' if s.reason == 'must' else 'kann':<5}  {now:>10}  {due:>8}  "

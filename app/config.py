@@ -117,6 +117,10 @@ class Settings(BaseSettings):
                                   "built-in planner/default.yaml")
     plan_at: str = Field(default="05:30", description="Local time (HH:MM, planner time zone) to "
                          "plan each working day's rounds; empty: no automatic planning")
+    record_done_times: Literal["day", "time"] = Field(
+        default="day", description="What is kept when a stop is done, by the crew or the "
+        "bin's sensor: `day` only the date, `time` the time too (it shows when each vehicle "
+        "got where: a staff council's consent first)")
     plan_confirm_interval_s: float = Field(
         default=60.0, ge=0, description="How often bin stops are confirmed by the sensor's drop; "
                                         "0: never")

@@ -39,6 +39,9 @@ from planner.selection import (BinState, Candidate, PlantState, bin_forecast, se
 log = logging.getLogger(__name__)
 
 KINDS: tuple[Kind, ...] = ("collection", "watering")
+# What is kept of the moment a stop was done: its time, or only its day (staff councils: a
+# stop's time per vehicle can measure a crew's pace). BAUHOF_RECORD_DONE_TIMES.
+DoneTimes = Literal["time", "day"]
 HISTORY = dt.timedelta(days=28)
 RAIN_WINDOW = dt.timedelta(hours=24)
 FILL_METRIC = "fill_level_pct"
@@ -158,14 +161,25 @@ def _in_tz(stop: StoredStop, tz: ZoneInfo) -> StoredStop:
                     done_at=stop.done_at.astimezone(tz) if stop.done_at else None)
 
 
+def day_start(at: dt.datetime, tz: ZoneInfo) -> dt.datetime:
+    """Midnight of ``at``'s local day: what a done time becomes when only days are recorded."""
+    local = at.astimezone(tz)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=tz)
+
+
 def set_stop_status(conn: psycopg.Connection, plan_id: int, seq: int,
                     status: Literal["planned", "done"], now: dt.datetime,
-                    tz: ZoneInfo | None = None) -> StoredStop | None:
-    """The crew marks a stop done (or takes that back); None for an unknown stop."""
+                    tz: ZoneInfo | None = None,
+                    done_times: DoneTimes = "time") -> StoredStop | None:
+    """The crew marks a stop done (or takes that back); None for an unknown stop.
+
+    ``done_times="day"`` keeps only the day of a "done" (BAUHOF_RECORD_DONE_TIMES).
+    """
+    stamp = day_start(now, tz or ZoneInfo("Europe/Berlin")) if done_times == "day" else now
     if status == "done":
         # Done stays done with its first time: a second tap must not move it.
         sql = ("UPDATE route_stops SET status = 'done', done_by = 'crew',"
-               " done_at = CASE WHEN status = 'done' THEN done_at ELSE %(now)s END,"
+               " done_at = CASE WHEN status = 'done' THEN done_at ELSE %(stamp)s END,"
                " reopened_at = NULL"
                " WHERE plan_id = %(plan)s AND seq = %(seq)s")
     else:
@@ -174,17 +188,20 @@ def set_stop_status(conn: psycopg.Connection, plan_id: int, seq: int,
                " reopened_at = %(now)s WHERE plan_id = %(plan)s AND seq = %(seq)s")
     with conn.transaction():
         row = conn.execute(sql + f" RETURNING {_STOP_COLUMNS}",
-                           {"now": now, "plan": plan_id, "seq": seq}).fetchone()
+                           {"now": now, "stamp": stamp, "plan": plan_id, "seq": seq}).fetchone()
     if row is None:
         return None
     stop = StoredStop(*row)
-    log.info("plan %d stop %d (%s) marked %s by the crew", plan_id, seq, stop.device_id, status,
-             extra={"device": stop.device_id})
+    # A log line carries its time: with days only, the crew's tap is not logged at INFO either.
+    log.log(logging.INFO if done_times == "time" else logging.DEBUG,
+            "plan %d stop %d (%s) marked %s by the crew", plan_id, seq, stop.device_id, status,
+            extra={"device": stop.device_id})
     return _in_tz(stop, tz) if tz is not None else stop
 
 
 def confirm_by_sensor(conn: psycopg.Connection, now: dt.datetime,
-                      tz: ZoneInfo | str = "Europe/Berlin") -> list[StoredStop]:
+                      tz: ZoneInfo | str = "Europe/Berlin",
+                      done_times: DoneTimes = "time") -> list[StoredStop]:
     """Mark today's planned bin stops done whose sensor shows the emptying.
 
     Evidence is a ``fill_level_pct`` reading after the plan's start (and after a crew took a
@@ -209,17 +226,21 @@ def confirm_by_sensor(conn: psycopg.Connection, now: dt.datetime,
                        ORDER BY r.time LIMIT 1) r
                  WHERE p.day = %(day)s AND p.kind = 'collection' AND s.status = 'planned'
             )
-            UPDATE route_stops s SET status = 'done', done_by = 'sensor', done_at = e.time
+            UPDATE route_stops s SET status = 'done', done_by = 'sensor',
+                   done_at = CASE WHEN %(only_day)s::text IS NULL THEN e.time ELSE
+                       date_trunc('day', e.time AT TIME ZONE %(zone)s) AT TIME ZONE %(zone)s END
               FROM evidence e
              WHERE s.plan_id = e.plan_id AND s.seq = e.seq AND s.status = 'planned'
             RETURNING {', '.join('s.' + c for c in _STOP_COLUMNS.split(', '))}
             """,
             {"metric": FILL_METRIC, "now": now, "drop": CONFIRM_DROP_PCT,
-             "empty": CONFIRM_EMPTY_PCT, "day": today}).fetchall()
+             "empty": CONFIRM_EMPTY_PCT, "day": today, "zone": zone.key,
+             "only_day": "day" if done_times == "day" else None}).fetchall()
     stops = [_in_tz(StoredStop(*row), zone) for row in rows]
     for stop in stops:
-        log.info("plan %d stop %d (%s) confirmed by its sensor at %s", stop.plan_id, stop.seq,
-                 stop.device_id, stop.done_at.isoformat(), extra={"device": stop.device_id})
+        log.log(logging.INFO if done_times == "time" else logging.DEBUG,
+                "plan %d stop %d (%s) confirmed by its sensor at %s", stop.plan_id, stop.seq,
+                stop.device_id, stop.done_at.isoformat(), extra={"device": stop.device_id})
     return stops
 
 
@@ -384,8 +405,10 @@ class Planning:
     """Plans and stores a day's rounds; one per service (and one per ``bauhof plan``)."""
 
     def __init__(self, config: PlannerConfig, connect: Connect,
-                 clock: Callable[[], dt.datetime] | None = None) -> None:
+                 clock: Callable[[], dt.datetime] | None = None,
+                 done_times: DoneTimes = "time") -> None:
         self.config = config
+        self.done_times = done_times
         self.connect = connect
         self.clock = clock or (lambda: dt.datetime.now(dt.timezone.utc))
         self.tz = ZoneInfo(config.timezone)
@@ -566,7 +589,7 @@ class Planning:
 
     def confirm(self) -> list[StoredStop]:
         with self.connect() as conn:
-            return confirm_by_sensor(conn, self.clock(), self.tz)
+            return confirm_by_sensor(conn, self.clock(), self.tz, self.done_times)
 
 
 def _expected(forecasts: dict[str, object]) -> dict[str, Callable[[float], float]]:

@@ -44,7 +44,8 @@ class Service:
                          if settings.backfill_url and settings.backfill_keys() else None)
         # A broken planner file stops the start here, with its name, not at 05:30.
         self.planning = Planning(load_config(settings.planner_config),
-                                 lambda: self.pool.connection(timeout=10))
+                                 lambda: self.pool.connection(timeout=10),
+                                 done_times=settings.record_done_times)
         self.planning_job = PlanningJob(self.planning, settings.plan_at,
                                         settings.plan_confirm_interval_s)
         # Broken alert rules or routes stop the start here too, with the rule id.

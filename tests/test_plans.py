@@ -269,6 +269,46 @@ def test_collection_plan_stored_served_and_confirmed(db, bauhof, planner_config)
                                                 else [target["device_id"]])
 
 
+@pytest.mark.parametrize("done_times", ["day", "time"])
+def test_what_is_kept_of_a_done_stop(db, bauhof, planner_config, done_times, caplog):
+    """BAUHOF_RECORD_DONE_TIMES: by default only the day a stop was done, by crew or sensor
+    (a stop's time per vehicle measures a crew's pace); `time` keeps the time, as before."""
+    import logging
+
+    today = dt.datetime.now(TZ).date()
+    midnight = dt.datetime.combine(today, dt.time(), TZ)
+    with running_service(db, planner_config=planner_config, plan_at="",
+                         record_done_times=done_times) as (service, client), \
+            caplog.at_level(logging.INFO, logger="app.planning"):
+        routes = _plan(client).json()
+        assert routes["done_times"] == done_times
+        crew, sensor = [s for s in _stops(routes)
+                        if bauhof["bins"][s["device_id"]]["class"] == "full"][:2]
+        tapped = dt.datetime.now(dt.timezone.utc)
+        marked = client.patch(f"/api/v1/routes/{crew['plan_id']}/stops/{crew['seq']}",
+                              headers=AUTH, json={"status": "done"}).json()
+        emptied_at = max(dt.datetime.fromisoformat(p["start_at"]) for p in routes["plans"]) \
+            + dt.timedelta(minutes=1)
+        with psycopg.connect(db) as conn:
+            _copy_readings(conn, [(emptied_at, sensor["device_id"], "fill_level_pct", 2.0)])
+        with service.planning.connect() as conn:
+            confirmed, = confirm_by_sensor(conn, emptied_at + dt.timedelta(minutes=5), TZ,
+                                           service.planning.done_times)
+        shown = {s["device_id"]: s for s in _stops(client.get("/api/v1/routes").json())}
+    crew_at = dt.datetime.fromisoformat(shown[crew["device_id"]]["done_at"])
+    sensor_at = dt.datetime.fromisoformat(shown[sensor["device_id"]]["done_at"])
+    logged = [r.getMessage() for r in caplog.records if "marked done" in r.getMessage()
+              or "confirmed by its sensor" in r.getMessage()]
+    if done_times == "day":
+        assert crew_at == sensor_at == midnight == confirmed.done_at
+        assert dt.datetime.fromisoformat(marked["done_at"]) == midnight
+        assert logged == []  # a log line carries the time too
+    else:
+        assert abs((crew_at - tapped).total_seconds()) < 60
+        assert sensor_at == emptied_at
+        assert len(logged) == 2
+
+
 def test_watering_plan_skips_rained_on_town(db, bauhof, planner_config):
     with running_service(db, planner_config=planner_config, plan_at="") as (service, client):
         answer = _plan(client, "watering")

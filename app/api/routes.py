@@ -44,7 +44,8 @@ class StopOut(BaseModel):
     trip: int | None = Field(description="0-based trip of the route; the truck unloads at the "
                                          "depot before the next")
     status: Literal["planned", "done"]
-    done_at: dt.datetime | None
+    done_at: dt.datetime | None = Field(description="when it was done; with `done_times` "
+                                                    "`day` the start of that day")
     done_by: Literal["crew", "sensor"] | None = Field(
         description="who confirmed it: the crew or the bin's sensor (never a person)")
 
@@ -109,6 +110,9 @@ class PlanOut(BaseModel):
 class DayRoutes(BaseModel):
     date: dt.date
     timezone: str = Field(examples=["Europe/Berlin"])
+    done_times: Literal["day", "time"] = Field(
+        description="`day`: a stop's `done_at` is the start of the day it was done, its time "
+                    "is not kept (BAUHOF_RECORD_DONE_TIMES)")
     plans: list[PlanOut] = Field(description="one per vehicle and kind of round; empty if "
                                              "the day has not been planned")
 
@@ -136,6 +140,7 @@ class StopStatus(BaseModel):
 
 def _day_routes(service, day: dt.date, plans: list[StoredPlan]) -> DayRoutes:
     return DayRoutes(date=day, timezone=service.planning.config.timezone,
+                     done_times=service.planning.done_times,
                      plans=[PlanOut.of(p) for p in plans])
 
 
@@ -192,7 +197,8 @@ def plan_now(service: ServiceDep, request: PlanRequest) -> DayRoutes:
 def set_stop(conn: Conn, service: ServiceDep, plan_id: Annotated[int, Path(ge=1)],
              seq: Annotated[int, Path(ge=1)], body: StopStatus) -> StopOut:
     now = dt.datetime.now(dt.timezone.utc)
-    stop = planning.set_stop_status(conn, plan_id, seq, body.status, now, service.planning.tz)
+    stop = planning.set_stop_status(conn, plan_id, seq, body.status, now, service.planning.tz,
+                                    service.planning.done_times)
     if stop is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no stop {seq} in plan {plan_id}")
     return StopOut.of(stop)

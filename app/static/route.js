@@ -278,7 +278,8 @@ function actionCell(plan, stop) {
     cell.append(
       h("p", { class: "done-note" },
         h("span", { class: "done-mark", "aria-hidden": "true" }, "✓ "),
-        `${doneWord} ${hhmm(stop.done_at)}`,
+        // Where only the day is recorded (BAUHOF_RECORD_DONE_TIMES=day) there is no time to show.
+        state.data && state.data.done_times === "day" ? doneWord : `${doneWord} ${hhmm(stop.done_at)}`,
         h("span", { class: "done-by" }, ` · ${t(stop.done_by === "sensor" ? "by_sensor" : "by_crew")}`)),
       h("button", {
         type: "button",
