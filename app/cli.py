@@ -5,6 +5,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -119,75 +120,187 @@ def _demo_plans(service, url: str) -> None:
         day = next_working_day(day, config)  # today's shift has begun: plan the next one
     for kind in ("collection", "watering"):
         try:
-            service.planning.plan(day, kind, force=True)
+            # A restarted demo keeps the plan it made (and what the crew marked on it).
+            service.planning.plan(day, kind, only_if_missing=True)
         except Exception as err:  # noqa: BLE001 - a demo without a route still demonstrates
             log.warning("demo: no %s plan for %s: %s", kind, day, err)
     print(f"Routes for {day:%d.%m.%Y}: {url}/tagesroute?datum={day.isoformat()}", flush=True)
 
 
 def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
-    from datetime import datetime, timedelta, timezone
+    import multiprocessing
+    import queue
 
+    from app import demo
     from app.registry import DeviceSettings, configure_device
-    from simulator.engine import Simulation, device_settings
-    from simulator.scenario import load
-    from simulator.sinks import MqttSink
+    from simulator.engine import device_settings
+    from simulator.scenario import expand, load
+
+    if args.reset:
+        if settings.database_url is not None:
+            print("bauhof demo --reset deletes the embedded database; with BAUHOF_DATABASE_URL "
+                  "set, give the demo a fresh database instead", file=sys.stderr)
+            return 2
+        running = _embedded_running(settings)
+        if running is not None:
+            print(f"bauhof demo --reset: the embedded PostgreSQL in {settings.data_dir} is "
+                  f"running (pid {running}); stop the demo first", file=sys.stderr)
+            return 1
+        print("bauhof demo --reset löscht / deletes:")
+        for path in (settings.data_dir / "postgres", settings.data_dir / "demo",
+                     settings.spool_path):
+            print(f"  {demo.describe(path)}")
+        demo.reset(settings)
 
     scenario = load()
-    # A week of history first, sent at full speed, so that forecasts, routes and alerts have
-    # something to work on; then the fleet goes on at --speed (1: live, in step with the clock).
-    started = datetime.now(timezone.utc)
-    simulation = Simulation(scenario, seed=args.seed, start=started - timedelta(days=7),
-                            duration=timedelta(days=365))
-    stop = threading.Event()
+    specs = expand(scenario, args.seed)
+    store = demo.DemoStore(settings.data_dir)
+    progress = demo.Progress()
     with database(settings) as conninfo, broker(settings) as settings:
-        runner: list[threading.Thread] = []
+        identity = demo.database_identity(conninfo)
+        state, resumed = store.load(identity, args.seed)
+        if state is None:
+            state = demo.new_state(args.seed, identity)
+            store.save_state(state)
+        settings = demo.with_tokens(settings, state)
+        # The simulator runs in a process of its own: in ours it would share one core with
+        # the service that ingests what it sends, and the week would load at half the speed.
+        context = multiprocessing.get_context("spawn")
+        stop = context.Event()
+        events = context.Queue()
+        job = demo.FleetJob(str(settings.data_dir), args.seed, args.speed, settings.mqtt_host,
+                            settings.mqtt_port,
+                            None if resumed else demo.utc_now() - demo.HISTORY)
+        fleet = context.Process(target=demo.run_fleet, args=(job, stop, events),
+                                name="bauhof-demo-fleet", daemon=True)
+        saved: list[bool] = []
+
+        def stop_simulating() -> None:
+            # Before the service stops listening: what the fleet sends then would be lost.
+            stop.set()
+            if fleet.pid is not None:
+                fleet.join(30)
+
+        def follow(service, url: str) -> None:
+            bar = demo.ConsoleBar()
+            label = ("Demo: die Zeit seit dem letzten Lauf wird nachgeholt" if resumed
+                     else "Demo: eine Woche Vorgeschichte wird geladen")
+            while True:
+                try:
+                    event = events.get(timeout=1.0)
+                except queue.Empty:
+                    if not fleet.is_alive():
+                        return
+                    continue
+                if event[0] == "progress":
+                    progress.update(event[1])
+                    bar.show(progress, label)
+                elif event[0] == "loaded":
+                    _demo_plans(service, url)
+                    progress.finish()
+                elif event[0] == "saved":
+                    saved.append(event[1])
+                    return
 
         def start_demo(service, url: str) -> None:
-            with service.pool.connection() as conn:
-                for device in simulation.devices:
-                    configure_device(conn, device.spec.device_id,
-                                     DeviceSettings(**device_settings(device.spec)))
-            service.pipeline.invalidate_devices()
-            sink = MqttSink(settings.mqtt_host, settings.mqtt_port, client_id="bauhof-demo")
-            # The history at a rate the broker and the embedded database keep up with.
-            history = MqttSink(settings.mqtt_host, settings.mqtt_port,
-                               client_id="bauhof-demo-history", max_rate=2000)
-
-            def simulate() -> None:
-                try:
-                    simulation.run([history], stop=stop, until=datetime.now(timezone.utc))
-                    history.close()
-                    if stop.is_set():
-                        return
-                    _demo_plans(service, url)
-                    simulation.run([sink], speed=args.speed, stop=stop)
-                finally:
-                    sink.close()
-
-            thread = threading.Thread(target=simulate, name="demo-simulator", daemon=True)
-            thread.start()
-            runner.append(thread)
-            kinds = {}
-            for device in simulation.devices:
-                kinds[device.spec.kind] = kinds.get(device.spec.kind, 0) + 1
+            service.demo = progress
+            service.on_stop.append(stop_simulating)
+            if not resumed:
+                with service.pool.connection() as conn:
+                    for spec in specs:
+                        configure_device(conn, spec.device_id,
+                                         DeviceSettings(**device_settings(spec)))
+                service.pipeline.invalidate_devices()
+            progress.begin(resumed)
+            fleet.start()
+            threading.Thread(target=follow, args=(service, url), name="demo-progress",
+                             daemon=True).start()
+            kinds: dict[str, int] = {}
+            for spec in specs:
+                kinds[spec.kind] = kinds.get(spec.kind, 0) + 1
+            crew = settings.crew_tokens[0].get_secret_value()
+            admin = settings.api_tokens[0].get_secret_value()
             print(
                 f"\nbauhof-sense demo: {kinds.get('bin', 0)} Abfallbehälter, "
                 f"{kinds.get('weather', 0)} Wetterstationen, {kinds.get('soil', 0)} "
                 f"Bodenfeuchtesensoren und {kinds.get('irrigation', 0)} Bewässerungssteuerungen in "
                 f"{len(scenario.municipalities)} Orten senden über MQTT "
                 f"({settings.mqtt_host}:{settings.mqtt_port}); die simulierte Zeit läuft "
-                f"{args.speed:g}-mal so schnell wie die Uhr, nach einer Woche Vorgeschichte.\n"
-                f"Open {url}/api/v1/latest   (devices: {url}/api/v1/devices, API: {url}/docs)\n"
-                f"Crews: {url}/tagesroute and {url}/uebersicht (routes once the week is loaded)\n"
-                "Stop with Ctrl+C.", flush=True)
+                f"{args.speed:g}-mal so schnell wie die Uhr"
+                + (", weiter, wo sie beim letzten Lauf stand.\n" if resumed
+                   else ", nach einer Woche Vorgeschichte.\n")
+                + f"Open {url}/api/v1/latest   (devices: {url}/api/v1/devices, API: {url}/docs)\n"
+                f"Crews (the link carries the demo's crew token): {url}/tagesroute#token={crew}\n"
+                f"               and {url}/uebersicht#token={crew}\n"
+                f"Tokens of this demo: crew {crew}   admin {admin}\n"
+                f"Data: {settings.data_dir} (bauhof demo --reset starts anew; "
+                "bauhof uninstall-data removes it)\n"
+                "Stop with Ctrl+C; the next bauhof demo continues where this one stopped.",
+                flush=True)
 
         try:
             _serve(settings, conninfo, start_demo)
         finally:
-            stop.set()
-            for thread in runner:
-                thread.join(10)
+            stop_simulating()
+            if fleet.pid is not None and fleet.is_alive():
+                log.warning("demo: the simulator did not stop in time; its state is not saved")
+                fleet.kill()
+            elif saved == [False]:
+                log.warning("demo: the simulation could not be saved; the next demo starts "
+                            "a new week")
+    return 0
+
+
+def _embedded_running(settings: Settings) -> int | None:
+    """The pid of the embedded PostgreSQL running on this data directory, if one is."""
+    from app.embedded.postgres import EmbeddedPostgres
+
+    return EmbeddedPostgres(settings.data_dir).running_pid() if settings.data_dir.exists() \
+        else None
+
+
+def cmd_uninstall_data(settings: Settings, args: argparse.Namespace) -> int:
+    """Remove what bauhof created on this machine: the data directory (embedded database,
+    demo state, spool) and, as root, the system user the embedded database runs as."""
+    import pwd
+    import shutil
+    import subprocess
+
+    from app import demo
+    from app.embedded.postgres import SYSTEM_USER
+
+    data = settings.data_dir
+    running = _embedded_running(settings)
+    if running is not None:
+        print(f"bauhof uninstall-data: the embedded PostgreSQL in {data} is running (pid "
+              f"{running}); stop bauhof run or bauhof demo first", file=sys.stderr)
+        return 1
+    try:
+        user = pwd.getpwnam(SYSTEM_USER) if os.geteuid() == 0 else None
+    except KeyError:
+        user = None
+    if not data.exists() and user is None:
+        print(f"nothing to remove: {data} does not exist and there is no {SYSTEM_USER} user")
+        return 0
+    print("bauhof uninstall-data removes:")
+    if data.exists():
+        print(f"  {demo.describe(data)}")
+    if user is not None:
+        print(f"  the system user {SYSTEM_USER} (uid {user.pw_uid})")
+    if settings.database_url is not None:
+        print("  (not the database of BAUHOF_DATABASE_URL: that one is yours to drop)")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            print("bauhof uninstall-data: confirm with --yes", file=sys.stderr)
+            return 2
+        if input("Remove? [y/N] ").strip().lower() not in ("y", "yes", "j", "ja"):
+            print("nothing removed")
+            return 1
+    if data.exists():
+        shutil.rmtree(data)
+    if user is not None:
+        subprocess.run(["userdel", SYSTEM_USER], check=True, capture_output=True)
+    print("removed")
     return 0
 
 
@@ -343,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
                       help="after the week of history: simulated seconds per real second "
                            "(default 1, live)")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--reset", action="store_true",
+                      help="delete the demo's embedded database and saved simulation first "
+                           "(says what), and start anew")
     simulate = sub.add_parser("simulate", help="run a simulated Bauhof that speaks TTS")
     from simulator.runner import add_arguments
 
@@ -362,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
                       help="replace the day's plan even if stops of it are done")
     plan.add_argument("--time-limit", type=float, default=None,
                       help="solver seconds (default: from the planner configuration)")
+    uninstall = sub.add_parser(
+        "uninstall-data", help="remove the data directory (embedded database, demo, spool) "
+                               "and the system user the embedded database runs as")
+    uninstall.add_argument("--yes", action="store_true", help="do not ask")
     evaluate = sub.add_parser(
         "evaluate", help="compare collection policies in closed loop with the simulator")
     from simulator.evaluate import add_arguments as evaluate_arguments
@@ -379,7 +499,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_level, settings.log_format, settings.secret_values())
     commands = {"run": cmd_run, "migrate": cmd_migrate, "demo": cmd_demo, "decode": cmd_decode,
-                "simulate": cmd_simulate, "plan": cmd_plan, "evaluate": cmd_evaluate}
+                "simulate": cmd_simulate, "plan": cmd_plan, "evaluate": cmd_evaluate,
+                "uninstall-data": cmd_uninstall_data}
     from app.embedded.broker import EmbeddedBrokerError
     from app.embedded.postgres import EmbeddedPostgresError
     from app.planning import PlanningError

@@ -32,6 +32,8 @@ class Service:
         self.metrics = Metrics()
         self.pipeline = Pipeline(settings, Store(conninfo), self.metrics)
         self.spool = Spool(settings.spool_path)
+        self.demo = None  # the demo's history progress (app/demo.py), when it is one
+        self.on_stop: list = []  # called first at a stop (the demo stops its fleet there)
         # Readers (API) get their own small pool; the writer keeps one connection of its own.
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=8, open=False,
                                    kwargs={"application_name": "bauhof-api"},
@@ -130,6 +132,14 @@ class Service:
                 delay = min(delay * 2, 5.0)
 
     def stop(self) -> None:
+        for hook in self.on_stop:
+            try:
+                hook()
+            except Exception:  # noqa: BLE001 - a hook's bug must not keep the buffer unwritten
+                log.exception("stop hook failed")
+        self._stop()
+
+    def _stop(self) -> None:
         """Stop intake first, then write (or spool) what is buffered, then the jobs, then close.
 
         The buffered uplinks come before the jobs: with the database away, a job may wait ten

@@ -360,6 +360,8 @@ class Simulation:
                 if delay > 0:
                     if stop is not None:
                         if stop.wait(delay):
+                            # Not run: kept, so that a saved simulation resumes with it.
+                            heapq.heappush(self._heap, action)
                             break
                     else:
                         wallclock.sleep(delay)

@@ -22,8 +22,11 @@ _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 def rfc3339(when: datetime, nanos: int = 0) -> str:
     """RFC 3339 in UTC with nine fractional digits; ``nanos`` (0-999) below the microsecond."""
-    when = when.astimezone(timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond:06d}{nanos % 1000:03d}Z"
+    if when.tzinfo is not timezone.utc:
+        when = when.astimezone(timezone.utc)
+    # Formatted by hand: strftime took a tenth of the demo's simulated week (five per uplink).
+    return (f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:"
+            f"{when.second:02d}.{when.microsecond:06d}{nanos % 1000:03d}Z")
 
 
 def ulid(when: datetime, rng: random.Random) -> str:

@@ -100,7 +100,8 @@ def site(db, bauhof, planner_config) -> Iterator[dict]:  # noqa: F811
             made = api.post("/api/v1/routes/plan", headers={"Authorization": f"Bearer {TOKEN}"},
                             json={"kind": kind, "time_limit_s": 1})
             assert made.status_code == 200, made.text
-        yield {"base": base, "api": api, "db": db, "external": [], "errors": []}
+        yield {"base": base, "api": api, "db": db, "external": [], "errors": [],
+               "service": service}
         api.close()
     finally:
         server.should_exit = True
@@ -389,3 +390,30 @@ def test_overview_on_a_phone_and_a_desktop(browser, site):
     assert (acked["status"], acked["acknowledged_by"]) == ("acknowledged", "crew")
     context.close()
     _only_tiles_went_out(site)
+
+
+def test_the_demo_says_how_far_its_history_has_loaded(browser, site):
+    from app.demo import Progress
+
+    context = _context(browser, site, {"width": 360, "height": 740}, phone=True)
+    page = _page(context, site)
+    page.goto(f"{site['base']}/uebersicht")
+    _wait_js(page, "document.querySelector('#alerts-body').children.length > 0")
+    assert page.locator("#demo-banner").is_hidden()  # not a demo: nothing to say
+
+    progress = Progress()
+    progress.begin(resumed=False)
+    progress.update(0.63)
+    site["service"].demo = progress
+    page.goto(f"{site['base']}/tagesroute")
+    banner = page.locator("#demo-banner")
+    banner.wait_for(state="visible")
+    assert banner.inner_text().startswith("Demo: Daten der letzten Woche werden geladen … 63 %")
+    progress.finish()
+    wait_until(lambda: "Daten geladen" in banner.inner_text(), timeout=10,
+               what="the banner to say the data is loaded")
+    page.locator("#lang-toggle").click()
+    assert "data loaded" in banner.inner_text()
+    _only_tiles_went_out(site)
+    context.close()
+

@@ -88,7 +88,8 @@ def test_decode_command():
 def test_help_lists_every_command_in_plain_text():
     shown = bauhof("--help")
     assert shown.returncode == 0
-    for command in ("run", "migrate", "demo", "simulate", "decode", "plan", "evaluate"):
+    for command in ("run", "migrate", "demo", "simulate", "decode", "plan", "evaluate",
+                    "uninstall-data"):
         assert re.search(rf"^    {command}\s+\S", shown.stdout, re.M), command
     assert "`" not in shown.stdout and "BAUHOF_" in shown.stdout
 

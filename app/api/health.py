@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from fastapi import APIRouter, HTTPException, Response, status
+from pydantic import BaseModel, Field
 
 from app.api.deps import ServiceDep
 
@@ -36,3 +36,20 @@ def ready(service: ServiceDep, response: Response) -> Readiness:
     return Readiness(status="degraded" if degraded else "ready", database=database, mqtt=mqtt,
                      queue_depth=service.pipeline.depth,
                      queue_max=service.settings.queue_max)
+
+
+class DemoStatus(BaseModel):
+    loading: bool = Field(description="the demo is still loading its history")
+    progress_pct: int = Field(ge=0, le=100)
+    eta_s: int | None = Field(description="seconds still to go, estimated; null: too early")
+    resumed: bool = Field(description="continuing a demo that ran before (catching up the "
+                                      "time it was stopped) rather than loading a new week")
+
+
+@router.get("/api/v1/demo", response_model=DemoStatus, tags=["demo"],
+            summary="How far `bauhof demo` has loaded its history (404 when not a demo)",
+            responses={404: {"description": "not a demo"}})
+def demo_status(service: ServiceDep) -> DemoStatus:
+    if service.demo is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "not a demo")
+    return DemoStatus(**service.demo.as_json())

@@ -133,7 +133,7 @@ class EmbeddedPostgres:
                 with psycopg.connect(probe, connect_timeout=2):
                     pass
                 # The socket could belong to another server; ours must own the data directory.
-                if self._running_pid() == self.process.pid:
+                if self.running_pid() == self.process.pid:
                     return
             except psycopg.OperationalError:
                 pass
@@ -142,7 +142,7 @@ class EmbeddedPostgres:
         raise EmbeddedPostgresError(f"embedded PostgreSQL not ready after {timeout:.0f} s; "
                                     f"see {self.log_file}")
 
-    def _running_pid(self) -> int | None:
+    def running_pid(self) -> int | None:
         """The postmaster pid recorded in the data directory, if that process is alive."""
         try:
             pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -152,7 +152,7 @@ class EmbeddedPostgres:
         return pid
 
     def _refuse_if_in_use(self) -> None:
-        pid = self._running_pid()
+        pid = self.running_pid()
         if pid is not None:
             raise EmbeddedPostgresError(
                 f"the embedded PostgreSQL in {self.pgdata} is already running (pid {pid}); is "

@@ -2,7 +2,7 @@
 // code form) and the German/English texts.
 
 import { applyI18n, lang, onLangChange, setLang, setTimeZone, t } from "./i18n.js";
-import { setToken, takeTokenFromFragment, token } from "./api.js";
+import { api, setToken, takeTokenFromFragment, token } from "./api.js";
 import { $ } from "./dom.js";
 
 export const config = JSON.parse(document.getElementById("page-config").textContent);
@@ -68,6 +68,7 @@ export function initShell() {
   });
   showLang();
   showStatus();
+  watchDemo();
 
   return {
     // Open the access form with a reason (a 401 from the API, say).
@@ -79,4 +80,36 @@ export function initShell() {
       tokenListeners.push(listener);
     },
   };
+}
+
+// `bauhof demo` loads a week of history first: say so, with how far it got, instead of
+// empty pages. Any answer but a demo that is loading (404: no demo) ends the watch.
+async function watchDemo() {
+  const banner = $("#demo-banner");
+  let shown = null;
+  const render = () => {
+    if (!shown) return;
+    if (shown.loading) {
+      const eta = shown.eta_s == null ? "" : t("demo_eta", { s: shown.eta_s });
+      banner.textContent = t(shown.resumed ? "demo_catching_up" : "demo_loading",
+        { pct: shown.progress_pct, eta });
+    } else {
+      banner.textContent = t("demo_loaded");
+    }
+    banner.hidden = false;
+  };
+  onLangChange(render);
+  for (;;) {
+    let answer;
+    try {
+      answer = await api("/api/v1/demo");
+    } catch {
+      return;
+    }
+    if (!answer.loading && !shown) return; // loaded before this page opened
+    shown = answer;
+    render();
+    if (!answer.loading) return;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
 }
