@@ -667,6 +667,20 @@ class PlanningJob:
             waits.append(max(self._next_confirm - time.monotonic(), 0.1))
         return min(waits)
 
+    def next_planning(self, now: dt.datetime) -> dt.datetime | None:
+        """When the job will next plan a working day (local time); None: it never plans."""
+        if self.plan_at is None:
+            return None
+        config = self.planning.config
+        local = now.astimezone(self.planning.tz)
+        day = local.date()
+        for _ in range(15):
+            at = dt.datetime.combine(day, self.plan_at, self.planning.tz)
+            if WEEKDAYS[day.weekday()] in config.working_days and at > local:
+                return at
+            day += dt.timedelta(days=1)
+        return None
+
     def tick(self) -> None:
         """One round of the job's duties (public so that tests can drive it)."""
         config = self.planning.config

@@ -417,3 +417,40 @@ def test_the_demo_says_how_far_its_history_has_loaded(browser, site):
     _only_tiles_went_out(site)
     context.close()
 
+
+
+def test_a_day_without_a_plan_leads_to_the_next_one_on_screen_and_on_paper(browser, site):
+    """Sunday: nothing planned today, Monday is. The page opens on Monday's plan; asked for
+    Sunday, it says so and links to Monday; printed, Sunday's sheet says it, not a blank."""
+    today = dt.datetime.now(TZ).date()
+    tomorrow = today + dt.timedelta(days=1)
+    with psycopg.connect(site["db"]) as conn:
+        conn.execute("DELETE FROM route_plans WHERE day = %s AND kind = 'collection'", (today,))
+    made = site["api"].post("/api/v1/routes/plan", headers={"Authorization": f"Bearer {TOKEN}"},
+                            json={"kind": "collection", "time_limit_s": 1,
+                                  "date": tomorrow.isoformat()})
+    assert made.status_code == 200, made.text
+    busy = [p for p in made.json()["plans"] if p["stops"]]
+    assert busy
+
+    context = _context(browser, site, PHONE, phone=True)
+    page = _page(context, site)
+    page.goto(f"{site['base']}/tagesroute")
+    page.locator("#stops-body tr.stop").first.wait_for()
+    assert f"datum={tomorrow.isoformat()}" in page.url
+    # Only vehicles with stops get a tab.
+    assert page.locator("#vehicle-tabs a").count() == len(busy)
+
+    page.goto(f"{site['base']}/tagesroute?datum={today.isoformat()}&art=collection")
+    link = page.locator("#next-plan-link")
+    link.wait_for()
+    assert "keinen Plan" in page.locator("#route-message").inner_text()
+    page.screenshot(path=ARTIFACTS / "tagesroute-no-plan.png")
+    page.emulate_media(media="print")
+    assert page.locator("#route-message").is_visible()  # the printed sheet is not blank
+    page.emulate_media(media="screen")
+    link.click()
+    page.locator("#stops-body tr.stop").first.wait_for()
+    assert f"datum={tomorrow.isoformat()}" in page.url
+    _only_tiles_went_out(site)
+    context.close()

@@ -376,3 +376,16 @@ def test_bauhof_plan_command(db, bauhof, planner_config):
     shown = subprocess.run([sys.executable, "-m", "app.cli", "plan", "--show", "--date",
                             "2020-01-01"], env=env, capture_output=True, text=True, timeout=60)
     assert shown.returncode == 0 and "Keine Tourenpläne" in shown.stdout
+
+
+def test_the_next_planning_time_skips_days_off(tmp_path):
+    path = tmp_path / "planner.yaml"
+    path.write_text(CONFIG.replace("working_days: [mon, tue, wed, thu, fri, sat, sun]",
+                                   "working_days: [mon, tue, wed, thu, fri]"), encoding="utf-8")
+    job = PlanningJob(Planning(load_config(path), connect=None), "05:30", 0)
+    saturday = dt.datetime(2026, 12, 5, 10, 0, tzinfo=TZ)
+    monday = dt.datetime(2026, 12, 7, 5, 30, tzinfo=TZ)
+    assert job.next_planning(saturday) == monday
+    assert job.next_planning(monday - dt.timedelta(hours=2)) == monday
+    assert job.next_planning(monday) == monday + dt.timedelta(days=1)  # done for Monday
+    assert PlanningJob(job.planning, "", 0).next_planning(saturday) is None

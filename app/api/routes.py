@@ -115,6 +115,11 @@ class DayRoutes(BaseModel):
                     "is not kept (BAUHOF_RECORD_DONE_TIMES)")
     plans: list[PlanOut] = Field(description="one per vehicle and kind of round; empty if "
                                              "the day has not been planned")
+    next_day: dt.date | None = Field(
+        default=None, description="the next later day that has a plan (of `kind`, if given)")
+    next_planning_at: dt.datetime | None = Field(
+        default=None, description="when the service plans the next working day by itself "
+                                  "(BAUHOF_PLAN_AT); null: it does not")
 
 
 class PlanRequest(BaseModel):
@@ -138,10 +143,22 @@ class StopStatus(BaseModel):
     status: Literal["done", "planned"] = Field(description="planned takes a 'done' back")
 
 
-def _day_routes(service, day: dt.date, plans: list[StoredPlan]) -> DayRoutes:
+def _day_routes(service, day: dt.date, plans: list[StoredPlan],
+                next_day: dt.date | None = None) -> DayRoutes:
+    now = dt.datetime.now(dt.timezone.utc)
     return DayRoutes(date=day, timezone=service.planning.config.timezone,
                      done_times=service.planning.done_times,
-                     plans=[PlanOut.of(p) for p in plans])
+                     plans=[PlanOut.of(p) for p in plans], next_day=next_day,
+                     next_planning_at=service.planning_job.next_planning(now))
+
+
+def _next_day(conn, day: dt.date, kind: str | None) -> dt.date | None:
+    """The next later day with a plan that has stops: where "no plan today" should point."""
+    return conn.execute(
+        "SELECT min(p.day) FROM route_plans p WHERE p.day > %(day)s"
+        " AND (%(kind)s::text IS NULL OR p.kind = %(kind)s)"
+        " AND EXISTS (SELECT 1 FROM route_stops s WHERE s.plan_id = p.id)",
+        {"day": day, "kind": kind}).fetchone()[0]
 
 
 # Crews' pages and dashboards poll this; an unchanged day costs a 304 (ETag of the body).
@@ -158,7 +175,8 @@ def get_routes(conn: Conn, service: ServiceDep,
                                               description="default: both kinds")) -> DayRoutes:
     p = service.planning
     day = date or p.today()
-    return _day_routes(service, day, planning.load_plans(conn, day, kind, p.tz))
+    return _day_routes(service, day, planning.load_plans(conn, day, kind, p.tz),
+                       _next_day(conn, day, kind))
 
 
 @router.post("/routes/plan", response_model=DayRoutes, dependencies=[Writer],

@@ -23,6 +23,7 @@ const state = {
   busy: new Set(), // "plan/seq" being saved
   rowErrors: new Map(), // "plan/seq" -> message key
   saves: 0, // stops marked so far: a load that began before a save reads the route as it was
+  dateGiven: false, // the address named a day; otherwise the next planned day is shown
 };
 
 const el = {
@@ -58,7 +59,8 @@ const routeMap = new RouteMap({
 function readAddress() {
   const q = new URLSearchParams(location.search);
   const day = q.get("datum");
-  state.date = day && /^\d{4}-\d{2}-\d{2}$/.test(day) ? day : config.today;
+  state.dateGiven = Boolean(day && /^\d{4}-\d{2}-\d{2}$/.test(day));
+  state.date = state.dateGiven ? day : config.today;
   state.vehicle = q.get("fahrzeug") || null;
   const kind = q.get("art");
   if (KINDS.includes(kind)) state.kind = kind;
@@ -98,6 +100,13 @@ async function load({ quiet = false } = {}) {
       if (state.busy.size === 0) load({ quiet: true });
       return;
     }
+    // No day asked for and nothing to drive today (a Sunday, say): the next planned day.
+    if (!state.dateGiven && data.next_day && !data.plans.some((p) => p.stops.length > 0)) {
+      state.date = data.next_day;
+      state.dateGiven = true;
+      writeAddress(false);
+      return load({ quiet });
+    }
     state.data = data;
     state.error = null;
   } catch (err) {
@@ -113,7 +122,7 @@ function plans() {
 }
 
 function currentPlan() {
-  const all = plans();
+  const all = withStops();
   return all.find((p) => p.vehicle_id === state.vehicle)
     || all.find((p) => p.stops.length > 0)
     || all[0]
@@ -142,7 +151,7 @@ function render() {
   renderTabs(plan);
   if (!plan) {
     hideAll();
-    if (state.data) showMessage("no_plan", { date: longDate(state.date), kind: t(`kind_${state.kind}`) });
+    if (state.data) showNoPlan();
     return;
   }
   if (!state.error) {
@@ -161,6 +170,32 @@ function render() {
   renderStops(plan);
 }
 
+// Never a bare "no plan": where the next plan is, or when it will be made. Printed too, so
+// that printing such a day gives a sheet that says so rather than a blank one.
+function showNoPlan() {
+  const data = state.data;
+  showMessage("no_plan", { date: longDate(state.date), kind: t(`kind_${state.kind}`) });
+  el.message.classList.add("keep-in-print");
+  if (data.next_day) {
+    const q = new URLSearchParams({ datum: data.next_day, art: state.kind });
+    el.message.append(" ", h("a", {
+      href: `${location.pathname}?${q}`,
+      id: "next-plan-link",
+      onclick: (event) => {
+        event.preventDefault();
+        state.date = data.next_day;
+        state.vehicle = null;
+        writeAddress(true);
+        load();
+      },
+    }, t("next_plan_link", { date: longDate(data.next_day) })));
+  } else if (data.next_planning_at) {
+    el.message.append(" ", t("next_planning", {
+      date: longDate(data.next_planning_at.slice(0, 10)), time: hhmm(data.next_planning_at),
+    }));
+  }
+}
+
 function hideAll() {
   clear(el.tabs);
   el.summaryBox.hidden = true;
@@ -168,9 +203,16 @@ function hideAll() {
   el.stopsBox.hidden = true;
 }
 
+// A vehicle without stops that day gets no tab: there is nothing to drive.
+function withStops() {
+  const all = plans();
+  const busy = all.filter((p) => p.stops.length > 0);
+  return busy.length ? busy : all;
+}
+
 function renderTabs(current) {
   clear(el.tabs);
-  for (const plan of plans()) {
+  for (const plan of plans().filter((p) => p.stops.length > 0)) {
     const done = plan.counts.done;
     const total = plan.stops.length;
     const q = new URLSearchParams({ datum: state.date, art: state.kind, fahrzeug: plan.vehicle_id });
