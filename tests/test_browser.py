@@ -42,6 +42,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
 CREW = "crew-token-for-the-browser-0123"
 PHONE = {"width": 360, "height": 740}
+TABLET = {"width": 768, "height": 1024}
 DESKTOP = {"width": 1280, "height": 800}
 TILE_HOST = "tile.openstreetmap.org"
 # A 1x1 grey PNG: a map tile from a "tile server" that answers.
@@ -338,12 +339,24 @@ def test_route_on_a_desktop_with_tiles_and_on_paper(browser, site):
     _only_tiles_went_out(site)
 
 
-def test_overview_on_a_phone_and_a_desktop(browser, site):
-    for name, viewport, phone in (("phone", PHONE, True), ("desktop", DESKTOP, False)):
+def test_overview_on_a_phone_a_tablet_and_a_desktop(browser, site):
+    # A bin whose sensor sees litter above the rim: "übervoll", its level capped at 100 %.
+    with psycopg.connect(site["db"]) as conn:
+        for table in ("readings", "latest_readings"):
+            conn.execute(f"DELETE FROM {table} WHERE device_id = 'bin-full-00'"
+                         " AND metric = 'fill_level_pct'")
+        # filling steadily for a day, from 62 % to 108 %
+        conn.execute("INSERT INTO readings (time, device_id, metric, value)"
+                     " SELECT now() - make_interval(mins => 15 * i), 'bin-full-00',"
+                     "        'fill_level_pct', 108 - 0.5 * i FROM generate_series(0, 92) i")
+        conn.execute("INSERT INTO latest_readings (device_id, metric, time, value)"
+                     " VALUES ('bin-full-00', 'fill_level_pct', now(), 108)")
+    for name, viewport, phone in (("phone", PHONE, True), ("tablet", TABLET, True),
+                                  ("desktop", DESKTOP, False)):
         context = _context(browser, site, viewport, phone=phone)
         page = _page(context, site)
         page.goto(f"{site['base']}/uebersicht")
-        page.locator("#bins-body table").wait_for()
+        page.locator("#bins-body details").first.wait_for()
         assert page.locator("h1").inner_text() == "Übersicht"
         # No alert is open in the test Bauhof (or the service has no alerts yet).
         assert "keine offenen Meldungen" in page.locator("#alerts-body").inner_text()
@@ -354,16 +367,38 @@ def test_overview_on_a_phone_and_a_desktop(browser, site):
         assert "soil-dry-adorf" in trees and "soil-dry-cedorf" in trees
         assert "hat geregnet" in trees  # Cedorf had 6 mm: its round leaves the tree out
         assert "soil-wet-bestadt" not in trees
-        assert page.locator("#bins-body tbody tr").count() > 10
+        # The bins by town, each a closed section saying how many are full.
+        towns = page.locator("#bins-body details.group > summary .group-name").all_inner_texts()
+        assert sorted(towns) == ["Adorf", "Bestadt", "Cedorf"]
+        assert page.locator("#bins-body details[open]").count() == 0
+        adorf = page.locator("#bins-body details[data-group=bins-Adorf]")
+        assert "voll" in adorf.locator("summary").inner_text()
+        adorf.locator("summary").click()
+        overfull = adorf.locator("tr.overfull")
+        assert overfull.count() == 1 and overfull.is_visible()
+        assert "übervoll" in overfull.inner_text() and "100 %" in overfull.inner_text()
+        assert "104" not in overfull.inner_text()
+        assert adorf.locator("tbody tr").count() > 10
         options = page.locator("#f-town option").all_inner_texts()
         assert options[1:] == ["Adorf", "Bestadt", "Cedorf"]
-        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        # Nothing is cut off: no part of the page reaches past the screen's width.
+        wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+            .filter((e) => e.getBoundingClientRect().right > innerWidth + 1)
+            .map((e) => e.tagName + '.' + e.className).slice(0, 5)""")
+        assert wide == [] and page.evaluate("document.documentElement.scrollWidth") \
+            <= viewport["width"], (name, wide)
         page.screenshot(path=ARTIFACTS / f"uebersicht-{name}.png", full_page=True)
+        # Paper gets every town open.
+        page.emulate_media(media="print")
+        page.evaluate("window.dispatchEvent(new Event('beforeprint'))")
+        assert page.locator("#bins-body details:not([open])").count() == 0
+        page.evaluate("window.dispatchEvent(new Event('afterprint'))")
+        page.emulate_media(media="screen")
 
         page.locator("#f-town").select_option("Adorf")
         page.wait_for_url("**/uebersicht?gemeinde=Adorf")
-        _wait_js(page, "[...document.querySelectorAll('#bins-body .place-town')]"
-                       ".every(e => e.textContent === 'Adorf')")
+        _wait_js(page, "document.querySelectorAll('#bins-body details.group').length === 1")
+        assert page.locator("#bins-body details.group[open]").count() == 1  # the town chosen
         assert "soil-dry-cedorf" not in page.locator("#trees-body").inner_text()
         context.close()
 

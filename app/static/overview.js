@@ -7,7 +7,6 @@ import { hhmm, num, onLangChange, pct, t, whenLabel } from "./i18n.js";
 import { config, initShell } from "./shell.js";
 
 const POLL_MS = 60000;
-const BINS_SHOWN = 25;
 const DRY_SOON_H = 48;
 
 const shell = initShell();
@@ -15,7 +14,7 @@ const state = {
   town: new URLSearchParams(location.search).get("gemeinde") || "",
   towns: [],
   alerts: null, weather: null, plants: null, bins: null, // data or an Error
-  allBins: false,
+  open: new Map(), // section key -> open, as the crew left it
   updated: null,
   acking: new Set(), // alert ids being acknowledged
   ackErrors: new Map(), // alert id -> message key
@@ -135,31 +134,72 @@ function renderAlerts() {
   const order = { critical: 0, warning: 1, info: 2 };
   const sorted = [...alerts].sort((a, b) => (order[a.severity] ?? 3) - (order[b.severity] ?? 3)
     || String(b.opened_at).localeCompare(String(a.opened_at)));
-  body.append(h("ul", { class: "alerts" }, sorted.map((a) => {
-    const title = (document.documentElement.lang === "en" ? a.title_en : a.title_de) || a.title_de || a.title_en || a.rule_id;
-    const where = [a.device_name || a.device_id, a.municipality].filter(Boolean).join(" · ");
-    const busy = state.acking.has(a.id);
-    const error = state.ackErrors.get(a.id);
-    return h("li", { class: `alert sev-${a.severity}`, "data-alert": a.id, "data-status": a.status },
-      h("span", { class: `badge badge-sev-${a.severity}` }, t(SEVERITY[a.severity] || "sev_info")),
-      h("span", { class: "alert-text" },
-        h("strong", {}, title),
-        h("span", { class: "alert-where" }, where),
-        a.opened_at ? h("span", { class: "alert-since" }, t("since", { when: whenLabel(a.opened_at, config.today) })) : null,
-        a.status === "acknowledged"
-          ? h("span", { class: "alert-acked" }, t("acked", { by: t(a.acknowledged_by === "admin" ? "by_admin" : "by_crew") }))
-          : null,
-        error ? h("span", { class: "row-error", role: "alert" }, t(error)) : null),
-      a.status === "open"
-        ? h("button", {
-          type: "button",
-          class: "button secondary small alert-ack",
-          disabled: busy,
-          "aria-label": t("ack_label", { word: t("ack"), title, where }),
-          onclick: () => acknowledge(a),
-        }, busy ? t("saving") : t("ack"))
-        : null);
-  })));
+  body.append(h("p", { class: "panel-count" }, t(alerts.length === 1 ? "alerts_count_one" : "alerts_count", { n: alerts.length })));
+  // One section per town, saying what is in it; open where a look costs little or matters:
+  // few alerts, a critical one, or the one town chosen.
+  const few = alerts.length <= 8 || Boolean(state.town);
+  for (const [town, items] of byTown(sorted)) {
+    const critical = items.filter((a) => a.severity === "critical").length;
+    const kinds = new Map();
+    for (const a of items) kinds.set(alertTitle(a), (kinds.get(alertTitle(a)) || 0) + 1);
+    const what = [...kinds].sort((x, y) => y[1] - x[1]).slice(0, 2)
+      .map(([title, n]) => (items.length > 1 ? `${n}× ${title}` : title)).join(", ");
+    body.append(group(`alerts-${town}`, few || critical > 0 || items.length <= 3,
+      [h("span", { class: "group-name" }, town || t("no_town")),
+        h("span", { class: `group-facts${critical ? " has-full" : ""}` }, what)],
+      h("ul", { class: "alerts" }, items.map(alertItem))));
+  }
+}
+
+function alertTitle(a) {
+  return (document.documentElement.lang === "en" ? a.title_en : a.title_de) || a.title_de || a.title_en || a.rule_id;
+}
+
+function alertItem(a) {
+  const title = alertTitle(a);
+  const where = a.device_name || a.device_id; // the town is the section's
+  const busy = state.acking.has(a.id);
+  const error = state.ackErrors.get(a.id);
+  return h("li", { class: `alert sev-${a.severity}`, "data-alert": a.id, "data-status": a.status },
+    h("span", { class: `badge badge-sev-${a.severity}` }, t(SEVERITY[a.severity] || "sev_info")),
+    h("span", { class: "alert-text" },
+      h("strong", {}, title),
+      h("span", { class: "alert-where" }, where),
+      a.opened_at ? h("span", { class: "alert-since" }, t("since", { when: whenLabel(a.opened_at, config.today) })) : null,
+      a.status === "acknowledged"
+        ? h("span", { class: "alert-acked" }, t("acked", { by: t(a.acknowledged_by === "admin" ? "by_admin" : "by_crew") }))
+        : null,
+      error ? h("span", { class: "row-error", role: "alert" }, t(error)) : null),
+    a.status === "open"
+      ? h("button", {
+        type: "button",
+        class: "button secondary small alert-ack",
+        disabled: busy,
+        "aria-label": t("ack_label", { word: t("ack"), title, where: [where, a.municipality].filter(Boolean).join(" · ") }),
+        onclick: () => acknowledge(a),
+      }, busy ? t("saving") : t("ack"))
+      : null);
+}
+
+// Items by municipality, the towns in the order of their first item (the most urgent first).
+function byTown(items) {
+  const groups = new Map();
+  for (const item of items) {
+    const town = item.municipality || "";
+    if (!groups.has(town)) groups.set(town, []);
+    groups.get(town).push(item);
+  }
+  return groups;
+}
+
+// A town's section: a <details>, so that a long list is one tap away, not 10,000 px of page.
+// Whether it is open is kept across the page's refreshes.
+function group(key, openByDefault, summary, content) {
+  const remembered = state.open.get(key);
+  const details = h("details", { class: "group", "data-group": key }, h("summary", {}, summary), content);
+  details.open = remembered === undefined ? openByDefault : remembered;
+  details.addEventListener("toggle", () => state.open.set(key, details.open));
+  return details;
 }
 
 // A crew token (or an admin's) marks the alert seen: reminders stop, it closes when clear.
@@ -193,8 +233,8 @@ function renderWeather() {
   if (stations.length === 0) return body.append(empty("no_weather"));
   body.append(table("weather_title", [["w_station"], ["w_temp", "num"], ["w_humidity", "num"], ["w_wind", "num"], ["w_rain", "num"]],
     stations.map((w) => h("tr", {},
-      h("td", { class: "place" }, h("strong", {}, w.name), h("span", { class: "place-town" },
-        [w.municipality, w.time ? t("as_of", { time: hhmm(w.time) }) : null].filter(Boolean).join(" · "))),
+      h("td", { class: "place" }, h("strong", {}, w.name),
+        w.time ? h("span", { class: "place-town" }, t("as_of", { time: hhmm(w.time) })) : null),
       h("td", { class: "num" }, w.temperature_c === null ? "–" : `${num(w.temperature_c)} °C`),
       h("td", { class: "num" }, pct(w.relative_humidity_pct)),
       h("td", { class: "num" }, w.wind_speed_ms === null ? "–" : `${kmh(w.wind_speed_ms)} km/h`,
@@ -227,12 +267,34 @@ function renderTrees() {
       h("td", { class: "num" }, `${num(p.rain_24h_mm)} mm`)))));
 }
 
+// Above 100 % a sensor sees litter above the rim (or the lid is open): no number means more.
+function overfull(b) {
+  return b.level_pct !== null && b.level_pct > 100;
+}
+
+function isFull(b) {
+  return b.level_pct !== null && b.full_pct !== null && b.level_pct >= b.full_pct;
+}
+
 function binWhen(b) {
-  if (b.level_pct !== null && b.full_pct !== null && b.level_pct >= b.full_pct) {
-    return h("span", { class: "badge badge-must" }, t("full_now"));
-  }
+  if (overfull(b)) return h("span", { class: "badge badge-must" }, t("overfull"));
+  if (isFull(b)) return h("span", { class: "badge badge-must" }, t("full_now"));
   if (!b.full_at) return h("span", { class: "muted" }, t("full_unknown"));
   return h("span", {}, whenLabel(b.full_at, config.today));
+}
+
+function binRow(b) {
+  const level = b.level_pct ?? 0;
+  const tone = level >= (b.full_pct ?? 90) ? "high" : level >= 70 ? "mid" : "low";
+  return h("tr", { class: overfull(b) ? "overfull" : null },
+    place(b.name, null),
+    h("td", { class: "level-cell" },
+      h("span", { class: "level" },
+        h("span", { class: `bar bar-${tone}`, "aria-hidden": "true" },
+          h("span", { class: "bar-fill", style: { width: `${Math.max(0, Math.min(100, level))}%` } })),
+        // capped: "übervoll" is said once, as the bin's state in the next column
+        h("strong", { class: "level-now" }, pct(overfull(b) ? 100 : b.level_pct)))),
+    h("td", {}, binWhen(b)));
 }
 
 function renderBins() {
@@ -241,31 +303,18 @@ function renderBins() {
   if (bins === null) return;
   if (bins instanceof Error) return body.append(failedText(bins));
   if (bins.length === 0) return body.append(empty("no_bins"));
-  const full = bins.filter((b) => b.level_pct !== null && b.level_pct >= b.full_pct).length;
+  const full = bins.filter(isFull).length;
   body.append(h("p", { class: "panel-count" }, t("bins_count", { n: bins.length, full })));
-  const shown = state.allBins ? bins : bins.slice(0, BINS_SHOWN);
-  body.append(table("bins_title", [["col_place"], ["col_fill"], ["b_full_at"]],
-    shown.map((b) => {
-      const level = b.level_pct ?? 0;
-      const tone = level >= (b.full_pct ?? 90) ? "high" : level >= 70 ? "mid" : "low";
-      return h("tr", {},
-        place(b.name, b.municipality),
-        h("td", { class: "level-cell" },
-          h("span", { class: "level" },
-            h("span", { class: `bar bar-${tone}`, "aria-hidden": "true" },
-              h("span", { class: "bar-fill", style: { width: `${Math.max(0, Math.min(100, level))}%` } })),
-            h("strong", { class: "level-now" }, pct(b.level_pct)))),
-        h("td", {}, binWhen(b)));
-    })));
-  if (bins.length > BINS_SHOWN) {
-    body.append(h("button", {
-      type: "button",
-      class: "button secondary",
-      onclick: () => {
-        state.allBins = !state.allBins;
-        renderBins();
-      },
-    }, t(state.allBins ? "show_fewer" : "show_all", { n: bins.length })));
+  // The answer comes soonest full first; each town keeps that order.
+  for (const [town, items] of byTown(bins)) {
+    const fullHere = items.filter(isFull).length;
+    const next = items.find((b) => !isFull(b) && b.full_at);
+    const facts = [t(items.length === 1 ? "bins_group_one" : "bins_group", { n: items.length, full: fullHere })];
+    if (next) facts.push(t("bins_next_full", { when: whenLabel(next.full_at, config.today) }));
+    body.append(group(`bins-${town}`, Boolean(state.town),
+      [h("span", { class: "group-name" }, town || t("no_town")),
+        h("span", { class: `group-facts${fullHere ? " has-full" : ""}` }, facts.join(" · "))],
+      table("bins_title", [["col_place"], ["col_fill"], ["b_full_at"]], items.map(binRow))));
   }
 }
 
@@ -285,3 +334,14 @@ setInterval(() => {
   if (document.visibilityState === "visible") load();
 }, POLL_MS);
 load();
+
+// On paper every section is open: a printed overview with closed towns would hide the bins.
+let closedForPrint = [];
+window.addEventListener("beforeprint", () => {
+  closedForPrint = [...document.querySelectorAll("details.group:not([open])")];
+  closedForPrint.forEach((d) => { d.open = true; });
+});
+window.addEventListener("afterprint", () => {
+  closedForPrint.forEach((d) => { d.open = false; });
+  closedForPrint = [];
+});
