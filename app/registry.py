@@ -12,12 +12,15 @@ from typing import Any, Literal
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.device_keys import split
 from app.sources.tts import TTS_ID_PATTERN
+from decoders import MODELS
 
 Kind = Literal["bin", "weather", "soil", "irrigation", "level", "other"]
+# The known decoders, so that the OpenAPI document lists them and a typo is a 422 with them.
+DecoderId = Literal[tuple(sorted(m.id for m in MODELS))]  # type: ignore[valid-type]
 
 # A device's key (app/device_keys.py): a TTS or ChirpStack device id, optionally followed by
 # @ and an application id (TTS: an id like the device's; ChirpStack: a UUID).
@@ -32,12 +35,16 @@ _COLUMNS = ("device_id, network_device_id, dev_eui, application_id, network, bra
 class DeviceSettings(BaseModel):
     """What a person sets on a device. Fields left out keep their value."""
 
+    # No lax conversions: "longitude": false is a mistake, not 0.0.
+    model_config = ConfigDict(strict=True)
+
     name: str | None = Field(default=None, max_length=200)
     kind: Kind | None = None
     municipality: str | None = Field(default=None, max_length=100)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
-    decoder: str | None = Field(default=None, description="decoder id, e.g. decentlab/dl-mbx")
+    decoder: DecoderId | None = Field(default=None, description="decoder id, e.g. "
+                                      "decentlab/dl-mbx (GET /api/v1/decoders)")
     dev_eui: str | None = Field(default=None, pattern=r"^[0-9A-Fa-f]{16}$")
     application_id: str | None = Field(default=None, max_length=100)
     attributes: dict[str, Any] | None = Field(

@@ -64,6 +64,24 @@ def running_service(conninfo: str, broker: tuple[str, int] | None = None,
         yield service, client
 
 
+@contextlib.contextmanager
+def served(service: Service) -> Iterator[str]:
+    """The service's HTTP API on a free port of a real uvicorn (browsers and schemathesis need a
+    socket, not a test client); yields its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0,
+                                           log_config=None))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        wait_until(lambda: server.started, timeout=30, what="the service to start")
+        yield f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(20)
+
+
 class Publisher:
     """Publishes like TTS does: MQTT 3.1.1, QoS 0 unless told otherwise."""
 

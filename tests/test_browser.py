@@ -16,19 +16,16 @@ import base64
 import datetime as dt
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
-import uvicorn
 
-from app.api.app import create_app
 from app.service import Service
 from conftest import ROOT
-from helpers import TOKEN, make_settings, wait_until
+from helpers import TOKEN, make_settings, served, wait_until
 from test_plans import TZ, bauhof, planner_config  # noqa: F401  (fixtures)
 
 try:
@@ -83,13 +80,7 @@ def site(db, bauhof, planner_config) -> Iterator[dict]:  # noqa: F811
     service = Service(make_settings(planner_config=planner_config, plan_at="",
                                     crew_tokens=[CREW], alert_interval_s=0,
                                     alert_on_batch=False), db)
-    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=0,
-                                           log_config=None))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_until(lambda: server.started, timeout=30, what="the service to start")
-        base = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    with served(service) as base:
         api = httpx.Client(base_url=base, timeout=60)
         with psycopg.connect(db) as conn:  # what the pipeline keeps of a weather station
             conn.execute(
@@ -104,9 +95,6 @@ def site(db, bauhof, planner_config) -> Iterator[dict]:  # noqa: F811
         yield {"base": base, "api": api, "db": db, "external": [], "errors": [],
                "service": service}
         api.close()
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 def _context(browser: "Browser", site: dict, viewport: dict, *, tiles: bool = False,

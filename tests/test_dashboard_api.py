@@ -362,8 +362,13 @@ def test_csv_export_german_spreadsheet(db):
         assert [r["device_id"] for r in csv.DictReader(io.StringIO(
             soil.content.decode("utf-8-sig")))] == ["soil-a"]
 
-        assert client.get("/api/v1/readings.csv", params={"decimal": "comma"}
-                          ).status_code == 422  # a decimal comma in comma-separated values
+        # A decimal comma in comma-separated values: unusual, but the values are quoted.
+        odd = client.get("/api/v1/readings.csv", params={
+            "decimal": "comma", "since": "2025-06-03T00:00:00Z", "until": "2025-06-04T00:00:00Z"})
+        assert odd.status_code == 200
+        quoted = list(csv.reader(io.StringIO(odd.content.decode("utf-8-sig"))))
+        assert len(quoted[1]) == 7 and all("," in row[6] for row in quoted[1:])
+        assert f'"{quoted[1][6]}"' in odd.text
         assert client.get("/api/v1/devices/nobody/readings.csv").status_code == 404
 
 

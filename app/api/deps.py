@@ -4,13 +4,14 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import re
+import zoneinfo
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import psycopg
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -112,7 +113,9 @@ def require_reader(request: Request) -> None:
 
 
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|z|[+-]\d{2}:?\d{2})")
+ISO_TIME_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$"
 
 
 def _iso_date(value: object) -> object:
@@ -124,15 +127,22 @@ def _iso_date(value: object) -> object:
 
 def _iso_time(value: object) -> object:
     if not isinstance(value, dt.datetime) and not (isinstance(value, str)
-                                                   and _ISO_TIME.match(value)):
+                                                   and _ISO_TIME.fullmatch(value)):
         raise ValueError("expected an ISO 8601 time with a zone, e.g. 2025-06-03T00:00:00Z")
     return value
 
 
 # Pydantic reads "0" or 0.5 as seconds since 1970; an API that answers ?date=0 with the plan of
 # 1 January 1970 hides the caller's mistake. Only the ISO 8601 forms are accepted.
-IsoDate = Annotated[dt.date, BeforeValidator(_iso_date)]
-IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_time)]
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date),
+                    WithJsonSchema({"type": "string", "format": "date"})]
+IsoDateTime = Annotated[dt.datetime, BeforeValidator(_iso_time),
+                        WithJsonSchema({"type": "string", "format": "date-time",
+                                        "pattern": ISO_TIME_PATTERN})]
+
+# Time zones by their IANA names, as the OpenAPI document lists them: a misspelt zone is a 422
+# that names the parameter, and clients can offer the list.
+ZoneName = Literal[tuple(sorted({"UTC", "Z", *zoneinfo.available_timezones()}))]  # type: ignore[valid-type]
 
 # PostgreSQL's OFFSET is a bigint; a larger number must be a 422, not a database error.
 MAX_OFFSET = 2**31 - 1

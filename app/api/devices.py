@@ -24,7 +24,6 @@ from app.api.deps import MAX_OFFSET, Conn, IsoDateTime, ServiceDep, Writer
 from app.registry import Device, DeviceSettings
 from app.device_keys import SEPARATOR
 from app.registry import DEVICE_KEY_PATTERN
-from decoders import by_id
 
 router = APIRouter(prefix="/api/v1", tags=["devices"])
 
@@ -148,6 +147,7 @@ def encode_cursor(*parts: str) -> str:
 
 
 def decode_cursor(cursor: str, count: int) -> list[str]:
+    """The cursor's fields; callers treat an empty cursor as none."""
     try:
         text = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_",
                                 validate=True).decode()
@@ -192,13 +192,13 @@ def list_devices(conn: Conn, request: Request, response: Response,
                  kind: str | None = Query(default=None, examples=["bin"]),
                  limit: int = Query(default=1000, ge=1, le=10000, examples=[100]),
                  offset: int | None = Query(default=None, ge=0, le=MAX_OFFSET, examples=[0],
-                                            description="Skip this many (instead of cursor)"),
+                                            description="Skip this many; ignored with a cursor"),
                  cursor: str | None = Query(default=None, examples=["YmluLTAwMg"],
                                             description="From the previous page's Link header"),
                  ) -> Response:
-    if cursor is not None and offset is not None:
-        raise HTTPException(422, "use either cursor or offset, not both")
-    after = decode_cursor(cursor, 1)[0] if cursor is not None else None
+    if cursor:
+        offset = None  # the cursor says where the page starts
+    after = decode_cursor(cursor, 1)[0] if cursor else None
     params = {"m": municipality, "k": kind, "after": after, "limit": limit + 1,
               "offset": offset or 0}
     with conn.cursor(row_factory=dict_row) as cur:
@@ -233,9 +233,6 @@ def get_device(conn: Conn, device_id: DeviceId) -> Device:
             summary="Register or configure a device (needs an API token)")
 def configure_device(conn: Conn, service: ServiceDep, device_id: DeviceId,
                      settings: DeviceSettings) -> Device:
-    if settings.decoder and by_id(settings.decoder) is None:
-        raise HTTPException(422,
-                            f"unknown decoder {settings.decoder!r}; see GET /api/v1/decoders")
     device = registry.configure_device(conn, device_id, settings)
     service.pipeline.invalidate_devices()
     return device
@@ -330,7 +327,7 @@ def readings(conn: Conn, request: Request, response: Response, device_id: Device
     since, until = time_window(since, until)
     after_time: datetime | None = None
     after_metric = ""
-    if cursor is not None:
+    if cursor:
         time_text, after_metric = decode_cursor(cursor, 2)
         try:
             after_time = datetime.fromisoformat(time_text)

@@ -22,7 +22,7 @@ import psycopg
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import StreamingResponse
 
-from app.api.deps import IsoDateTime, ServiceDep
+from app.api.deps import IsoDateTime, ServiceDep, ZoneName
 from app.api.devices import DeviceId, time_window
 from app.api.series import metrics_of, parse_tz
 
@@ -44,13 +44,15 @@ CSV_RESPONSES = {
           "content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}},
           "headers": {"Content-Disposition": {"description": "attachment; filename=...",
                                               "schema": {"type": "string"}}}},
-    422: {"description": "bad parameters (e.g. decimal=comma with delimiter=,)"},
+    422: {"description": "a parameter outside its schema"},
 }
 
+Delimiter = Literal[",", ";", "tab"]
 DelimiterQ = Query(default=",", examples=[";"],
                    description="`,` (default), `;` (German spreadsheets) or `tab`")
 DecimalQ = Query(default="point", examples=["comma"],
-                 description="`comma` writes 63,5 (needs delimiter `;` or `tab`)")
+                 description="`comma` writes 63,5 (with delimiter `;` or `tab`; with `,` "
+                             "such values are quoted)")
 TzQ = Query(default="Europe/Berlin", examples=["UTC"],
             description="Zone of the times written (ISO 8601 with offset)")
 BomQ = Query(default=True, description="Start with a UTF-8 byte order mark (Excel needs it "
@@ -65,10 +67,7 @@ class Format:
     def __init__(self, delimiter: str, decimal: str, tz: str, bom: bool) -> None:
         if delimiter in ("tab", "\\t", "\t"):
             delimiter = "\t"
-        if delimiter not in (",", ";", "\t"):
-            raise HTTPException(422, "delimiter must be ',', ';' or 'tab'")
-        if decimal == "comma" and delimiter == ",":
-            raise HTTPException(422, "decimal=comma needs delimiter=; (or tab)")
+        # decimal=comma with delimiter=, is unusual but well-formed: such values are quoted.
         self.delimiter = delimiter
         self.comma = decimal == "comma"
         self.zone = parse_tz(tz) or ZoneInfo("UTC")
@@ -136,8 +135,8 @@ def _utc(t: datetime) -> datetime:
 def device_csv(service: ServiceDep, device_id: DeviceId,
                metric: str | None = Query(default=None, examples=["fill_level_pct"]),
                since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
-               delimiter: str = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
-               tz: str = TzQ, bom: bool = BomQ) -> StreamingResponse:
+               delimiter: Delimiter = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
+               tz: ZoneName = TzQ, bom: bool = BomQ) -> StreamingResponse:
     since, until = time_window(since, until)
     fmt = Format(delimiter, decimal, tz, bom)
     with service.pool.connection() as conn:
@@ -158,8 +157,8 @@ def readings_csv(service: ServiceDep,
                  municipality: str | None = Query(default=None, examples=["Gelnhausen"]),
                  kind: str | None = Query(default=None, examples=["bin"]),
                  since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
-                 delimiter: str = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
-                 tz: str = TzQ, bom: bool = BomQ) -> StreamingResponse:
+                 delimiter: Delimiter = DelimiterQ, decimal: Literal["point", "comma"] = DecimalQ,
+                 tz: ZoneName = TzQ, bom: bool = BomQ) -> StreamingResponse:
     since, until = time_window(since, until)
     fmt = Format(delimiter, decimal, tz, bom)
     with service.pool.connection() as conn:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 import psycopg
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from app import planning
 from app.api.caching import cacheable
@@ -129,9 +129,9 @@ class PlanRequest(BaseModel):
 
     date: IsoDate | None = Field(default=None, description="default: today (local)")
     kind: KindParam = "collection"
-    force: bool = Field(default=False, description="replace the day's plan even if stops of "
+    force: StrictBool = Field(default=False, description="replace the day's plan even if stops of "
                                                    "it are already done")
-    time_limit_s: float | None = Field(default=None, gt=0, le=120,
+    time_limit_s: float | None = Field(default=None, gt=0, le=30,
                                        description="solver time; default from the planner "
                                                    "configuration")
 

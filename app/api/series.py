@@ -44,7 +44,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict
 
 from app.api.caching import CachePolicy, cacheable
-from app.api.deps import Conn, IsoDateTime
+from app.api.deps import Conn, IsoDateTime, ZoneName
 from app.api.devices import (CACHE_HEADERS, LIVE_MAX_AGE, NOT_MODIFIED, ROW_HASH,
                              DeviceId, json_example, json_response, max_age_for, time_window)
 
@@ -351,7 +351,7 @@ def device_series(conn: Conn, request: Request, device_id: DeviceId,
                   metric: str | None = Query(default=None, examples=["fill_level_pct"],
                                              description="Default: every metric of the device"),
                   since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
-                  bucket: str = BucketQ, tz: str = TzQ) -> Response:
+                  bucket: str = BucketQ, tz: ZoneName = TzQ) -> Response:
     since, until = time_window(since, until)
     window = Window(since, until, parse_bucket(bucket), parse_tz(tz))
     metrics = [metric] if metric else metrics_of(conn, device_id)
@@ -404,7 +404,7 @@ def many_series(conn: Conn, request: Request,
                 device_id: list[str] | None = Query(default=None,
                                                     examples=[["bin-marktplatz-017"]]),
                 since: IsoDateTime | None = SinceQ, until: IsoDateTime | None = UntilQ,
-                bucket: str = BucketQ, tz: str = TzQ) -> Response:
+                bucket: str = BucketQ, tz: ZoneName = TzQ) -> Response:
     since, until = time_window(since, until)
     window = Window(since, until, parse_bucket(bucket), parse_tz(tz))
     where, params = [], {}
