@@ -29,8 +29,12 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 
 @contextlib.contextmanager
-def database(settings: Settings) -> Iterator[str]:
-    """The configured database, or an embedded one started for as long as we run."""
+def database(settings: Settings, share: bool = False) -> Iterator[str]:
+    """The configured database, or an embedded one started for as long as we run.
+
+    ``share``: if ``bauhof run`` or ``demo`` already runs the embedded database of this data
+    directory, use theirs (``bauhof plan`` beside a running demo) instead of refusing.
+    """
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
         log.info("using database %s", redact_url(url))
@@ -38,7 +42,21 @@ def database(settings: Settings) -> Iterator[str]:
         return
     from app.embedded.postgres import EmbeddedPostgres
 
-    with EmbeddedPostgres(settings.data_dir) as pg:
+    embedded = EmbeddedPostgres(settings.data_dir)
+    if share and settings.data_dir.exists() and embedded.running_pid() is not None:
+        import psycopg
+
+        try:
+            psycopg.connect(embedded.conninfo, connect_timeout=5).close()
+        except psycopg.OperationalError as err:
+            log.warning("the embedded PostgreSQL in %s looks running but does not answer: %s",
+                        embedded.pgdata, err)
+        else:
+            log.info("using the embedded PostgreSQL of the running bauhof in %s",
+                     embedded.pgdata)
+            yield embedded.conninfo
+            return
+    with embedded as pg:
         log.info("no BAUHOF_DATABASE_URL: embedded PostgreSQL in %s", pg.pgdata)
         yield pg.conninfo
 
@@ -92,7 +110,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     from app.migrate import migrate
 
-    with database(settings) as conninfo:
+    with database(settings, share=True) as conninfo:
         applied = migrate(conninfo)
     if applied:
         for m in applied:
@@ -347,7 +365,7 @@ def cmd_plan(settings: Settings, args: argparse.Namespace) -> int:
     except PlanningError as err:
         print(f"bauhof plan: {err}", file=sys.stderr)
         return 2
-    with database(settings) as conninfo:
+    with database(settings, share=True) as conninfo:
         migrate(conninfo)
         planning = Planning(config, lambda: psycopg.connect(conninfo),
                             done_times=settings.record_done_times)
@@ -468,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     decode.add_argument("decoder", help="decoder id, e.g. decentlab/dl-mbx")
     decode.add_argument("hex", help="payload bytes as hex")
     decode.add_argument("--port", type=int, default=1, help="LoRaWAN fPort (default 1)")
-    plan = sub.add_parser("plan", help="plan a day's rounds now and print them")
+    plan = sub.add_parser("plan", help="plan a day's rounds now and print them (also beside "
+                                       "a running bauhof run or demo: it uses their database)")
     plan.add_argument("--date", type=_date, default=None,
                       help="YYYY-MM-DD (default: today in the planner's time zone)")
     plan.add_argument("--kind", choices=["collection", "watering"], default=None,

@@ -98,6 +98,13 @@ def test_the_demo_loads_works_and_resumes_without_a_second_week():
         # Only what the fleet sent since it stopped; nothing of the week again.
         assert second.metric("bauhof_uplinks_duplicate_total") == 0
         assert second.metric("bauhof_uplinks_stored_total") < stored / 50
+        # The CLI beside the running demo: it uses the demo's embedded database.
+        shown = subprocess.run(
+            [sys.executable, "-m", "app.cli", "plan", "--show", "--date", day,
+             "--kind", "collection"], env=clean_env(BAUHOF_DATA_DIR=str(data_dir)),
+            capture_output=True, text=True, timeout=120)
+        assert shown.returncode == 0, shown.stderr
+        assert "erledigt (Team)" in shown.stdout  # the stop the crew marked, day only
         second.stop()
     finally:
         for demo in (first, second):
