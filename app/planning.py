@@ -99,6 +99,7 @@ class StoredStop:
     status: Literal["planned", "done"]
     done_at: dt.datetime | None
     done_by: Literal["crew", "sensor"] | None
+    due_at: dt.datetime | None = None  # forecast at planning: full (bins) or dry (plants)
 
 
 @dataclass(frozen=True)
@@ -126,7 +127,7 @@ _PLAN_COLUMNS = ("id, day, kind, vehicle_id, vehicle_name, start_at, distance_m,
                  "trips, must_count, may_count, unserved_must, baseline_distance_m, "
                  "baseline_stops, feasible, created_at")
 _STOP_COLUMNS = ("plan_id, seq, device_id, name, municipality, latitude, longitude, reason, eta, "
-                 "value_now, value_expected, demand_l, trip, status, done_at, done_by")
+                 "value_now, value_expected, demand_l, trip, status, done_at, done_by, due_at")
 
 
 def load_plans(conn: psycopg.Connection, day: dt.date, kind: Kind | None = None,
@@ -158,7 +159,8 @@ def load_plans(conn: psycopg.Connection, day: dt.date, kind: Kind | None = None,
 
 def _in_tz(stop: StoredStop, tz: ZoneInfo) -> StoredStop:
     return replace(stop, eta=stop.eta.astimezone(tz),
-                    done_at=stop.done_at.astimezone(tz) if stop.done_at else None)
+                    done_at=stop.done_at.astimezone(tz) if stop.done_at else None,
+                    due_at=stop.due_at.astimezone(tz) if stop.due_at else None)
 
 
 def day_start(at: dt.datetime, tz: ZoneInfo) -> dt.datetime:
@@ -569,12 +571,15 @@ class Planning:
                     cur.executemany(
                         "INSERT INTO route_stops (plan_id, seq, device_id, name, municipality,"
                         " latitude, longitude, reason, eta, value_now, value_expected, demand_l,"
-                        " trip) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                        " trip, due_at)"
+                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                         # trip: once planner.plan.PlannedStop carries it (routing.Visit has it)
                         [(plan_id, s.seq, s.id, s.name, s.municipality, s.latitude, s.longitude,
                           s.reason, dt.datetime.fromtimestamp(s.eta, dt.timezone.utc),
                           _rounded(s.value_now), _rounded(s.value_expected), s.demand_l,
-                          getattr(s, "trip", None))
+                          getattr(s, "trip", None),
+                          None if s.due_at is None
+                          else dt.datetime.fromtimestamp(s.due_at, dt.timezone.utc))
                          for s in route.stops])
                 log.info("%s plan of %s, %s: %d stops, %.1f km, %.1f h, %d trip(s)", kind, day,
                          vehicle.name, len(route.stops), route.distance_m / 1000,

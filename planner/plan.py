@@ -9,10 +9,12 @@ shown break-minutes later. The solver itself keeps the work within shift minus b
 """
 from __future__ import annotations
 
+import math
+
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -43,6 +45,7 @@ class Place:
     prize_m: int = 0
     fill_now_pct: float | None = None       # bins: fill level now; plants: soil moisture now
     expected: Callable[[float], float] | None = None  # value at a time (epoch s)
+    due_at: float | None = None  # forecast: bins full, plants dry (epoch s); None: not in sight
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class PlannedStop:
     value_expected: float | None  # expected at the ETA
     demand_l: int
     trip: int = 0             # 0-based: which load of the route (after each unload, the next)
+    due_at: float | None = None  # as Place.due_at: why the stop is there
 
 
 @dataclass(frozen=True)
@@ -119,8 +123,17 @@ def places(candidates: Sequence[Candidate],
     expected = expected or {}
     return [Place(c.bin.device_id, c.bin.name, c.bin.municipality, c.bin.latitude,
                   c.bin.longitude, c.reason, c.demand_l, c.service_s, c.prize_m, c.fill_now_pct,
-                  expected.get(c.bin.device_id) or _looking_forward(c.bin.forecast))
+                  expected.get(c.bin.device_id) or _looking_forward(c.bin.forecast),
+                  _due(c.bin.forecast))
             for c in candidates]
+
+
+def _due(forecast) -> float | None:
+    """When a bin is forecast full or a plant dry: the reason its stop shows."""
+    due = getattr(forecast, "full_at", None)
+    if due is None:
+        due = getattr(forecast, "dry_at", None)
+    return float(due) if due is not None and math.isfinite(due) else None
 
 
 def _looking_forward(forecast) -> Callable[[float], float] | None:
@@ -219,7 +232,7 @@ def _route(day: dt.date, kind: Kind, places: list[Place], vehicles: list, config
             expected = p.expected(eta) if p.expected is not None else None
             planned.append(PlannedStop(n, p.id, p.name, p.municipality, p.latitude, p.longitude,
                                        p.reason, eta, p.fill_now_pct, expected, p.demand_l,
-                                       visit.trip))
+                                       visit.trip, p.due_at))
         duration_s = route.duration_s + (pause if route.duration_s > half else 0)
         plans.append(VehiclePlan(route.vehicle_id, names[route.vehicle_id], start,
                                  tuple(planned), route.distance_m, duration_s, route.trips))

@@ -166,8 +166,18 @@ def test_route_on_a_phone_mark_done_persist_and_switch_language(browser, site):
         str(s["seq"]) for s in stops]
     assert page.locator("#stops-body .place-name").all_inner_texts() == [
         s["name"] for s in stops]
-    reasons = page.locator("#stops-body .col-reason").all_inner_texts()
+    reasons = page.locator("#stops-body .col-reason .badge").all_inner_texts()
     assert reasons == ["Muss" if s["reason"] == "must" else "Kann" for s in stops]
+    # ... and why: a must-go bin says when it would be full, a may-go one that it is on the way.
+    musts_with_time = [s for s in stops if s["reason"] == "must" and s["due_at"]]
+    assert musts_with_time  # the test Bauhof's full bins have forecasts
+    for stop in stops:
+        why = page.locator(f"#stop-{stop['seq']} .col-reason .why")
+        if stop["reason"] == "may":
+            assert why.inner_text().startswith("auf dem Weg"), why.inner_text()
+        elif stop["due_at"]:
+            due = dt.datetime.fromisoformat(stop["due_at"]).astimezone(TZ).strftime("%H:%M")
+            assert why.inner_text().startswith("voll") and due in why.inner_text()
     eta = dt.datetime.fromisoformat(stops[0]["eta"]).astimezone(TZ).strftime("%H:%M")
     assert eta in page.locator("#stop-1 .col-eta").inner_text()
     href = page.locator("#stop-1 a.nav-link").get_attribute("href")
@@ -223,7 +233,7 @@ def test_route_on_a_phone_mark_done_persist_and_switch_language(browser, site):
     assert page.locator("#route-heading").inner_text() == "Daily route"
     assert page.locator("#stop-1 button.btn-undo").inner_text() == "undo"
     assert page.locator("#stop-2 button.btn-done").inner_text() == "emptied"
-    assert page.locator("#stops-body .col-reason").first.inner_text() in ("Must", "May")
+    assert page.locator("#stops-body .col-reason .badge").first.inner_text() in ("Must", "May")
     page.locator("#lang-toggle").click()
     assert page.locator("html").get_attribute("lang") == "de"
     assert page.locator("#route-heading").inner_text() == "Tagesroute"

@@ -24,7 +24,8 @@ class StopOut(BaseModel):
         "municipality": "Wächtersbach", "latitude": 50.2553, "longitude": 9.2939,
         "reason": "must", "eta": "2026-05-04T06:52:00+02:00", "value_now": 86.0,
         "value_expected": 88.5, "demand_l": 106, "trip": 0, "status": "done",
-        "done_at": "2026-05-04T06:58:41+02:00", "done_by": "sensor"}]})
+        "done_at": "2026-05-04T06:58:41+02:00", "done_by": "sensor",
+        "due_at": "2026-05-05T14:00:00+02:00"}]})
 
     plan_id: int
     seq: int = Field(description="position on the vehicle's route, from 1")
@@ -48,6 +49,9 @@ class StopOut(BaseModel):
                                                     "`day` the start of that day")
     done_by: Literal["crew", "sensor"] | None = Field(
         description="who confirmed it: the crew or the bin's sensor (never a person)")
+    due_at: dt.datetime | None = Field(
+        default=None, description="why it is on the route: when the bin would be full (or the "
+        "plant dry) as forecast at planning; null: not within the forecast")
 
     @classmethod
     def of(cls, stop: StoredStop) -> "StopOut":

@@ -5,7 +5,7 @@
 
 import { api, ApiError } from "./api.js";
 import { $, clear, h } from "./dom.js";
-import { hhmm, hoursMinutes, longDate, num, onLangChange, pct, t } from "./i18n.js";
+import { hhmm, hoursMinutes, longDate, num, onLangChange, pct, t, whenLabel } from "./i18n.js";
 import { RouteMap } from "./map.js";
 import { config, initShell } from "./shell.js";
 
@@ -347,6 +347,20 @@ function actionCell(plan, stop) {
   return cell;
 }
 
+// Why the stop is on the route, in the crew's words: "voll heute 14:00", "auf dem Weg, 78 %".
+function why(stop) {
+  const watering = state.kind === "watering";
+  if (stop.reason === "must") {
+    // Without a forecast time the planner had another reason (a village due as a whole,
+    // say): say nothing rather than something untrue.
+    return stop.due_at
+      ? t(watering ? "why_dry_at" : "why_full_at", { when: whenLabel(stop.due_at, config.today) })
+      : null;
+  }
+  const level = stop.value_expected ?? stop.value_now;
+  return level === null || level === undefined ? t("why_on_way_plain") : t("why_on_way", { pct: pct(level) });
+}
+
 function stopRow(plan, stop) {
   const done = stop.status === "done";
   const must = stop.reason === "must";
@@ -363,7 +377,8 @@ function stopRow(plan, stop) {
     h("span", { class: "place-town" }, stop.municipality || "")),
   levelCell(stop),
   h("td", { class: "col-reason" },
-    h("span", { class: `badge badge-${must ? "must" : "may"}` }, t(must ? "reason_must" : "reason_may"))),
+    h("span", { class: `badge badge-${must ? "must" : "may"}` }, t(must ? "reason_must" : "reason_may")),
+    why(stop) ? h("span", { class: "why" }, why(stop)) : null),
   h("td", { class: "col-eta" },
     h("span", { class: "cell-label" }, t("col_eta")),
     h("strong", {}, hhmm(stop.eta))),
