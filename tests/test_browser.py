@@ -300,6 +300,13 @@ def test_route_on_a_desktop_with_tiles_and_on_paper(browser, site):
     page = _page(context, site)
     page.goto(f"{site['base']}/tagesroute?{query}")
     page.locator("#map-frame[data-tiles=failed]").wait_for()
+    # The day against the fixed round in one sentence, with the numbers of the API.
+    routes = site["api"].get("/api/v1/routes", params={"kind": "collection"}).json()["plans"]
+    km = sum(p["distance_km"] for p in routes)
+    base = routes[0]["baseline_distance_km"]
+    sentence = page.locator("#day-sentence").inner_text()
+    assert f"{km:.1f}".replace(".", ",").rstrip("0").rstrip(",") in sentence.replace(".", "")
+    assert ("km weniger" if km <= base else "km mehr als die feste Tour") in sentence, sentence
     page.screenshot(path=ARTIFACTS / "tagesroute-desktop.png")
 
     # Printed: no buttons, no tiles, no header; the sheet's head, the sketch, the table with

@@ -33,6 +33,7 @@ const el = {
   message: $("#route-message"),
   summaryBox: $("#summary-box"),
   summary: $("#summary"),
+  daySentence: $("#day-sentence"),
   warning: $("#route-warning"),
   mapBox: $("#map-box"),
   stopsBox: $("#stops-box"),
@@ -255,11 +256,26 @@ function renderSummary(plan) {
         h("span", { class: "sub" }, ` ${t("sum_baseline_note", { km: num(allKm) })}`))
       : []),
   );
+  renderDaySentence(plan);
   const warnings = [];
   if (!plan.feasible) warnings.push(t("warn_infeasible"));
   if (plan.unserved_must.length) warnings.push(t("warn_unserved", { n: plan.unserved_must.length }));
   el.warning.hidden = warnings.length === 0;
   el.warning.textContent = warnings.join(" ");
+}
+
+// The day against the fixed round, in a sentence; when the plan drives more, what for.
+function renderDaySentence(plan) {
+  const base = plan.baseline_distance_km;
+  const day = plans();
+  el.daySentence.hidden = base === null || base === undefined || state.kind !== "collection";
+  if (el.daySentence.hidden) return;
+  const km = day.reduce((sum, p) => sum + p.distance_km, 0);
+  const bins = day.reduce((sum, p) => sum + p.stops.length, 0);
+  const must = day.reduce((sum, p) => sum + p.stops.filter((s) => s.reason === "must").length, 0);
+  const vars = { km: num(km), bins, base: num(base), baseBins: plan.baseline_stops ?? "–",
+    diff: num(Math.abs(km - base)), must };
+  el.daySentence.textContent = t(km <= base ? "day_less" : "day_more", vars);
 }
 
 // HH:MM of start + minutes, in the Bauhof's zone.
