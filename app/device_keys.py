@@ -75,7 +75,11 @@ class DeviceKeys:
                 by_application[(row.application_id, own_id)] = row.device_id
                 taken.add(row.device_id)
         with self._lock:
-            self._given = {t: k for t, k in self._given.items() if t not in by_triple}
+            # Keys given out here and not stored yet stay, unless the database says otherwise:
+            # it holds the device already, or another device holds the key (given before the
+            # first load, say): then the next uplink gets a key anew.
+            self._given = {t: k for t, k in self._given.items()
+                           if t not in by_triple and k not in taken}
             for triple, key in self._given.items():
                 by_triple[triple] = key
                 taken.add(key)

@@ -19,8 +19,8 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
-from typing import TypeVar
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from app.config import Settings
 from app.decoding import Decoding, DeviceConfig, decode_uplink

@@ -52,6 +52,16 @@ def test_a_key_given_out_is_kept_until_the_database_shows_it():
     assert keys.key("tts", "town-b", "bin-001") == "bin-001"
 
 
+def test_a_key_given_before_the_first_load_yields_to_the_database():
+    # The preparer may ask before the writer has read the devices: what it got then must not
+    # stand against a device the database holds under that key.
+    keys = DeviceKeys()
+    assert keys.key("tts", "town-b", "bin-001") == "bin-001"  # nothing loaded yet
+    keys.load([KeyRow("bin-001", "tts", "town-a", "bin-001")])
+    assert keys.key("tts", "town-b", "bin-001") == "bin-001@town-b"
+    assert keys.key("tts", "town-a", "bin-001") == "bin-001"
+
+
 def test_a_device_configured_before_it_sent_is_claimed_by_its_application():
     keys = DeviceKeys()
     # Configured by hand: one with no application (the first to send takes it), one for town-b.
