@@ -136,7 +136,9 @@ def test_old_chunks_are_compressed_and_still_answered(db, timescaledb, app_id):
             for table in ("readings", "raw_uplinks"):
                 listed = chunks(conn, table)
                 assert [c[2] for c in listed if c[1] <= horizon] == [True, True], table
-                assert [c[2] for c in listed if c[0] >= horizon] == [False], table
+                # today's chunk, and yesterday's when the test runs just after midnight
+                recent = [c[2] for c in listed if c[0] >= horizon]
+                assert recent and not any(recent), table
         after = [client.get(q) for q in queries]
     for query, a, b in zip(queries, before, after):
         assert b.status_code == 200 and b.content == a.content, query
