@@ -250,7 +250,18 @@ def run_fleet(job: FleetJob, stop, events) -> None:
                        max_rate=HISTORY_RATE)
     sink = MqttSink(job.mqtt_host, job.mqtt_port, client_id="bauhof-demo")
     halt = threading.Event()
-    threading.Thread(target=lambda: (stop.wait(), halt.set()), daemon=True).start()
+    parent = os.getppid()
+    orphaned = threading.Event()
+
+    def watch() -> None:
+        # A parent killed with SIGKILL sets no event: the fleet would simulate on forever.
+        while not stop.wait(1.0):
+            if os.getppid() != parent:
+                orphaned.set()
+                break
+        halt.set()
+
+    threading.Thread(target=watch, daemon=True).start()
     try:
         load_history(simulation, history, utc_now(), halt, progress, Reporter(), "")
         history.close()
@@ -259,6 +270,10 @@ def run_fleet(job: FleetJob, stop, events) -> None:
             simulation.run([sink], speed=job.speed, stop=halt)
     finally:
         sink.close()
+        if orphaned.is_set():
+            # What it sent since the service died was never stored: the next demo starts from
+            # the last saved state and sends it again (deduplicated where it was stored).
+            return
         try:
             store.save_simulation(simulation)
             events.put(("saved", True))

@@ -60,6 +60,9 @@ _LOCK_KEY = 0x726F_7574  # "rout": serialises writers of one day's plans
 Connect = Callable[[], ContextManager[psycopg.Connection]]
 
 
+PLAN_REACH_DAYS = 366  # how far from today a day may be planned (or planned again)
+
+
 class PlanningError(RuntimeError):
     """Planning could not produce a plan (configuration, distances, an unservable stop)."""
 
@@ -427,6 +430,12 @@ class Planning:
         ``only_if_missing``: keep existing plans and return None (the automatic job never
         overwrites a plan someone made by hand).
         """
+        today = self.today()
+        if abs((day - today).days) > PLAN_REACH_DAYS:
+            # Forecasts reach days ahead, not years; and the calendar of a far day would be
+            # computed week by week (a request for the year 7936 ran for hours).
+            raise PlanningError(f"{day} is more than {PLAN_REACH_DAYS} days from today "
+                                f"({today}); plan a day nearer")
         with self.connect() as conn:
             # Checked before the solver's seconds, and again where it counts, under the lock.
             existing = self._existing(conn, day, kind)

@@ -326,6 +326,15 @@ def test_watering_plan_skips_rained_on_town(db, bauhof, planner_config):
         assert sorted(set(kinds)) == ["collection", "watering"]
 
 
+def test_a_day_years_away_is_refused_at_once(db, planner_config):
+    # schemathesis planned the year 7936: the forecast calendar ran for hours and held a
+    # worker thread (and the shutdown) meanwhile.
+    with running_service(db, planner_config=planner_config, plan_at="") as (service, client):
+        far = client.post("/api/v1/routes/plan", headers=AUTH,
+                          json={"kind": "collection", "date": "7936-09-11", "time_limit_s": 1})
+        assert far.status_code == 422 and "days from today" in far.json()["detail"]
+
+
 def test_writes_need_a_token(db, planner_config):
     with running_service(db, planner_config=planner_config, plan_at="") as (service, client):
         assert client.post("/api/v1/routes/plan", json={"kind": "collection"}).status_code == 401
