@@ -151,7 +151,6 @@ def _complete(path: str, method: str, op: dict[str, Any]) -> None:
             wanted.add(404)  # what the path names may not exist
     for status, entry in responses.items():
         if str(status).startswith(("4", "5")):
-            entry.setdefault("content", {})
             entry["content"] = _ERROR["content"]
     for status in wanted:
         responses.setdefault(str(status), {"description": _STATUS_TEXT[status], **_ERROR})

@@ -65,7 +65,7 @@ UntilQ = Query(default=None, examples=["2025-07-01T00:00:00Z"],
 
 class Format:
     def __init__(self, delimiter: str, decimal: str, tz: str, bom: bool) -> None:
-        if delimiter in ("tab", "\\t", "\t"):
+        if delimiter == "tab":  # the schema allows ",", ";" and "tab" only
             delimiter = "\t"
         # decimal=comma with delimiter=, is unusual but well-formed: such values are quoted.
         self.delimiter = delimiter
